@@ -1,0 +1,342 @@
+"""Parse once, walk once, dispatch to every enabled rule, and resolve positions and fixes.
+
+`check_source()` is a function of (source, path, options, index): no global state. The
+CLI runs it in worker processes (see `runner.py`); the flake8 plugin calls it directly.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import sys
+import tokenize
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any
+
+import libcst as cst
+
+from torchlint.context import FileContext
+from torchlint.diagnostic import Diagnostic, Edit, Fix
+from torchlint.positions import Span, compute_spans
+from torchlint.project import ProjectIndex, module_name_for, summarize
+from torchlint.registry import TL000, all_rules
+from torchlint.rule import (
+    DeleteLine, InsertAfter, InsertBefore, InsertLineAfter, InsertLineBefore, PendingFinding,
+    PendingFix, Replace, Rule,
+)
+from torchlint.suppress import is_suppressed, skip_file
+from torchlint.walk import child_fields
+
+DEFAULT_MAX_FILE_SIZE = 1_000_000
+# CPython itself refuses more than 200 nested brackets; libcst's native parser crashes the
+# process at about 1,100, and on operator chains of a few thousand terms.
+MAX_NESTING = 200
+_BRACKETS = {ord("("): 1, ord("["): 1, ord("{"): 1, ord(")"): -1, ord("]"): -1, ord("}"): -1}
+_BRACKET_TABLE = bytes.maketrans(b"([{)]}", b"([{)]}")
+_NON_BRACKETS = bytes(b for b in range(256) if b not in b"([{)]}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a check needs to know besides the file (picklable, sent to worker processes)."""
+
+    enabled: frozenset[str]
+    honour_noqa: bool = True
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    module_bases: tuple[str, ...] = ()
+
+
+@dataclass
+class FileResult:
+    """The outcome of checking one file."""
+
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # internal errors (a rule crashed)
+    source: str | None = None
+    encoding: str = "utf-8"
+
+
+class CannotCheck(Exception):
+    """The file cannot be checked; the message becomes a TL000 finding."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.line = line
+        self.col = col
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode Python source bytes as Python does (BOM, coding cookie, else UTF-8)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise CannotCheck(f"cannot decode: {exc}") from None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise CannotCheck(f"cannot decode as {encoding}: {exc}") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        encoding = "utf-8-sig"
+    return text, encoding
+
+
+def precheck(source: str, path: str) -> None:
+    """Refuse, cheaply, input that would crash or stall the native parser."""
+    if "\x00" in source:
+        raise CannotCheck("cannot parse: file contains a NUL byte (binary file?)")
+    data = source.encode("utf-8", "surrogatepass")
+    brackets = data.translate(None, _NON_BRACKETS)
+    deepest = max(accumulate(map(_BRACKETS.__getitem__, brackets)), default=0)
+    risky = deepest > MAX_NESTING or len(brackets) > 20_000 and deepest > 50
+    if not risky:
+        # long operator chains nest as deeply as brackets do
+        longest = max(map(len, source.splitlines()), default=0)
+        risky = longest > 5_000 or len(data) > 200_000
+    if risky:
+        # CPython's own parser has limits (200 nested brackets, recursion depth) and fails
+        # cleanly where libcst's native parser would crash: ask it first.
+        try:
+            ast.parse(source, path)
+        except SyntaxError as exc:
+            if "too many nested" in str(exc) or "too complex" in str(exc):
+                raise CannotCheck(f"nested too deeply for the parser: {exc.msg}", exc.lineno or 1) from None
+        except (RecursionError, MemoryError):
+            raise CannotCheck("nested too deeply for the parser (expression too complex)") from None
+
+
+def parse(source: str) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        message = str(exc).split("\n")[0].strip() or "syntax error"
+        raise CannotCheck(f"cannot parse: {message}", exc.raw_line, exc.raw_column + 1) from None
+    except RecursionError:
+        raise CannotCheck("nested too deeply for the parser") from None
+
+
+class _Dispatcher:
+    """The single traversal: one walk, every enabled rule's hooks called by node type."""
+
+    def __init__(self, rules: list[Rule], ctx: FileContext) -> None:
+        self.ctx = ctx
+        self.visit: dict[str, list[Any]] = {}
+        self.leave: dict[str, list[Any]] = {}
+        self.failed: dict[str, str] = {}
+        for rule in rules:
+            for node_name, methods in type(rule).hooks().items():
+                for method in methods:
+                    table = self.visit if method.startswith("visit_") else self.leave
+                    table.setdefault(node_name, []).append((rule, getattr(rule, method)))
+        self.by_type: dict[type, tuple[list[Any], list[Any]]] = {}
+
+    def _call(self, hooks: list[Any], node: cst.CSTNode) -> None:
+        for rule, hook in hooks:
+            if rule.code in self.failed:
+                continue
+            try:
+                hook(node)
+            except RecursionError:
+                raise
+            except Exception as exc:  # a rule bug must not cost the other rules or files
+                self.failed[rule.code] = f"{type(exc).__name__}: {exc}"
+
+    def run(self, module: cst.Module) -> None:
+        stack = self.ctx.stack
+        by_type = self.by_type
+        visit, leave = self.visit, self.leave
+        call = self._call
+        fields_of = child_fields
+        node_base = cst.CSTNode
+
+        def walk(node: cst.CSTNode) -> None:
+            kind = type(node)
+            hooks = by_type.get(kind)
+            if hooks is None:
+                hooks = by_type[kind] = (visit.get(kind.__name__, []), leave.get(kind.__name__, []))
+            if hooks[0]:
+                call(hooks[0], node)
+            stack.append(node)
+            for name in fields_of(kind):
+                value = getattr(node, name)
+                if isinstance(value, node_base):
+                    walk(value)
+                elif type(value) is tuple or type(value) is list:
+                    for item in value:
+                        if isinstance(item, node_base):
+                            walk(item)
+            stack.pop()
+            if hooks[1]:
+                call(hooks[1], node)
+
+        walk(module)
+
+
+def _line_bounds(source: str, offset: int) -> tuple[int, int]:
+    """(start of line, end of line before its newline) around an offset."""
+    start = source.rfind("\n", 0, offset) + 1
+    end = source.find("\n", offset)
+    if end == -1:
+        end = len(source)
+    if end > start and source[end - 1] == "\r":
+        end -= 1
+    return start, end
+
+
+def _resolve_fix(fix: PendingFix, spans: dict[int, Span], source: str, newline: str) -> Fix | None:
+    edits: list[Edit] = []
+    for op in fix.ops:
+        span = spans.get(id(op.node))
+        if span is None:
+            return None
+        if isinstance(op, Replace):
+            edits.append(Edit(span.start, span.end, op.text))
+        elif isinstance(op, InsertBefore):
+            edits.append(Edit(span.start, span.start, op.text))
+        elif isinstance(op, InsertAfter):
+            edits.append(Edit(span.end, span.end, op.text))
+        elif isinstance(op, InsertLineBefore):
+            line_start, _ = _line_bounds(source, span.start)
+            indent = source[line_start:span.start]
+            if indent.strip():
+                return None
+            edits.append(Edit(span.start, span.start, op.text + newline + indent))
+        elif isinstance(op, InsertLineAfter):
+            line_start, line_end = _line_bounds(source, span.start)
+            indent = source[line_start:span.start]
+            _, end_line_end = _line_bounds(source, span.end)
+            if indent.strip():
+                return None
+            edits.append(Edit(end_line_end, end_line_end, newline + indent + op.text))
+        elif isinstance(op, DeleteLine):
+            line_start, _ = _line_bounds(source, span.start)
+            _, line_end = _line_bounds(source, span.end)
+            if source[line_start:span.start].strip() or source[span.end:line_end].strip(" \t;"):
+                return None
+            after = line_end
+            if source.startswith("\r\n", after):
+                after += 2
+            elif source.startswith("\n", after):
+                after += 1
+            edits.append(Edit(line_start, after, ""))
+    edits.sort(key=lambda e: (e.start, e.end))
+    for a, b in zip(edits, edits[1:]):
+        if b.start < a.end:
+            return None
+    return Fix(fix.applicability, tuple(edits), fix.description)
+
+
+def resolve(pending: list[PendingFinding], module: cst.Module, source: str, path: str) -> list[Diagnostic]:
+    """Turn node-anchored findings into positioned diagnostics (one codegen pass)."""
+    nodes: list[cst.CSTNode] = []
+    for finding in pending:
+        nodes.append(finding.anchor)
+        if finding.fix is not None:
+            nodes.extend(op.node for op in finding.fix.ops)
+    spans = compute_spans(module, nodes)
+    out = []
+    for finding in pending:
+        span = spans.get(id(finding.anchor))
+        if span is None:
+            span = Span(1, 1, 1, 1, 0, 0)
+        fix = None
+        if finding.fix is not None:
+            fix = _resolve_fix(finding.fix, spans, source, module.default_newline)
+        out.append(Diagnostic(path, span.line, span.col, span.end_line, span.end_col, finding.code,
+                              finding.name, finding.message, fix, context=finding.context))
+    return out
+
+
+def cannot_check(path: str, exc: CannotCheck) -> Diagnostic:
+    return Diagnostic(path, exc.line, exc.col, exc.line, exc.col, TL000[0], TL000[1], str(exc))
+
+
+def rule_classes(enabled: frozenset[str]) -> list[type[Rule]]:
+    return [r for r in all_rules() if r.code in enabled]
+
+
+def check_source(source: str, path: str, options: Options, index: ProjectIndex | None = None,
+                 module_name: str | None = None, is_package: bool | None = None) -> FileResult:
+    """Check one file's decoded source. Never raises for bad input: it becomes TL000."""
+    result = FileResult(path, source=source)
+    if skip_file(source):
+        return result
+    if module_name is None:
+        module_name = module_name_for(path)
+    if is_package is None:
+        is_package = path.endswith("__init__.py")
+    try:
+        precheck(source, path)
+        module = parse(source)
+    except CannotCheck as exc:
+        if "TL000" in options.enabled:
+            result.diagnostics.append(cannot_check(path, exc))
+        return result
+    if index is None:
+        # flake8 mode and single-source checks: the index is this file plus configured bases
+        index = ProjectIndex(module_bases=options.module_bases)
+        index.add(summarize(source, module_name, is_package))
+    ctx = FileContext(path, source, module, module_name, index, is_package)
+    rules = [cls(ctx) for cls in rule_classes(options.enabled)]
+    dispatcher = _Dispatcher(rules, ctx)
+    try:
+        dispatcher.run(module)
+    except RecursionError:
+        if "TL000" in options.enabled:
+            result.diagnostics.append(cannot_check(path, CannotCheck("nested too deeply to check")))
+        return result
+    for code, error in dispatcher.failed.items():
+        result.errors.append(f"{path}: internal error in rule {code}: {error}")
+    pending = [f for f in ctx.findings if f.code not in dispatcher.failed]
+    if not pending:
+        return result
+    try:
+        diagnostics = resolve(pending, module, source, path)
+    except RecursionError:
+        result.errors.append(f"{path}: nested too deeply to compute positions")
+        return result
+    if options.honour_noqa:
+        lines = source.splitlines()
+        diagnostics = [
+            d for d in diagnostics
+            if not (0 < d.line <= len(lines) and is_suppressed(lines[d.line - 1], d.code))
+        ]
+    # one finding per (code, position): two paths to the same fact report it once
+    unique: dict[tuple[str, int, int], Diagnostic] = {}
+    for d in diagnostics:
+        unique.setdefault((d.code, d.line, d.col), d)
+    result.diagnostics = sorted(unique.values(), key=Diagnostic.sort_key)
+    return result
+
+
+def check_file(path: str, options: Options, index: ProjectIndex | None = None,
+               module_name: str | None = None) -> FileResult:
+    """Read, decode and check one file; unreadable and undecodable files are TL000."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(options.max_file_size + 1)
+    except OSError as exc:
+        result = FileResult(path)
+        result.diagnostics.append(cannot_check(path, CannotCheck(f"cannot read: {exc.strerror or exc}")))
+        return result
+    if len(data) > options.max_file_size:
+        result = FileResult(path)
+        result.diagnostics.append(cannot_check(
+            path, CannotCheck(f"file is larger than max-file-size ({options.max_file_size:,} bytes); not checked")))
+        return result
+    try:
+        source, encoding = decode(data)
+    except CannotCheck as exc:
+        result = FileResult(path)
+        result.diagnostics.append(cannot_check(path, exc))
+        return result
+    result = check_source(source, path, options, index, module_name)
+    result.encoding = encoding
+    return result
+
+
+def _raise_recursion_limit() -> None:
+    if sys.getrecursionlimit() < 6000:
+        sys.setrecursionlimit(6000)
