@@ -1,0 +1,176 @@
+"""TL109: names that do not exist in torch (`nn.Conv`, `F.gelu_`, `self.add_moudle`)."""
+
+from __future__ import annotations
+
+import difflib
+
+import libcst as cst
+
+from torchlint.context import is_self_attr
+from torchlint.rule import Case, PendingFix, Replace, Rule
+from torchlint.rules.registration import edit_distance
+
+# Submodules of torch.nn that `dir(torch.nn)` may not list until imported.
+_NN_SUBMODULES = frozenset(
+    {"attention", "backends", "common_types", "cpp", "functional", "grad", "init", "intrinsic",
+     "modules", "parallel", "parameter", "qat", "quantizable", "quantized", "utils"}
+)
+
+
+def closest(name: str, candidates: frozenset[str], limit: int = 3) -> list[str]:
+    """Real names close to a wrong one, best first; ties prefer the 2d variants (nn.Conv -> Conv2d)."""
+    scored = []
+    for candidate in candidates:
+        if candidate.startswith("_"):
+            continue
+        ratio = difflib.SequenceMatcher(None, name.lower(), candidate.lower()).ratio()
+        if ratio >= 0.75 or (candidate.lower().startswith(name.lower()) and len(name) >= 3):
+            scored.append((-ratio, "2d" not in candidate, candidate))
+    return [c for _, _, c in sorted(scored)[:limit]]
+
+
+class UnknownTorchAttribute(Rule):
+    """nn.X / F.X that torch does not have, or a misspelt nn.Module method."""
+
+    code = "TL109"
+    name = "unknown-torch-attribute"
+    summary = "nn.X / F.X or a Module method that does not exist in torch (typo)"
+    fix_safety = "safe"
+    valid = [
+        "import torch.nn as nn\nlayer = nn.Conv2d(1, 6, 3)\n",
+        "import torch.nn.functional as F\ny = F.gelu(x)\n",
+        "from torch import nn\nnn.init.zeros_(w)\nnn.utils.clip_grad_norm_(p, 1.0)\n",
+        "import numpy as nn\nnn.Conv\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(2, 2)\n    def reset(self):\n        self.fc.reset_parameters()\n        self.my_helper()\n    def my_helper(self):\n        pass\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nlayer = nn.Conv(1, 6, 3)\n",
+            line=2, col=12,
+        ),
+        Case(
+            "import torch.nn as nn\nseq = nn.Sequential()\nseq.add_moudle('fc', nn.Linear(2, 2))\n",
+            line=3,
+            fixed="import torch.nn as nn\nseq = nn.Sequential()\nseq.add_module('fc', nn.Linear(2, 2))\n",
+        ),
+        Case(
+            "import torch\nx = torch.nn.functional.rleu(y)\n",
+            line=2,
+            fixed="import torch\nx = torch.nn.functional.relu(y)\n",
+        ),
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def reset(self):\n        self.zero_grads()\n",
+            line=4,
+            fixed="import torch.nn as nn\nclass M(nn.Module):\n    def reset(self):\n        self.zero_grad()\n",
+        ),
+    ]
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        ctx = self.ctx
+        owner = node.value
+        if not isinstance(owner, (cst.Name, cst.Attribute)):
+            return
+        qual = ctx.qualname(owner)
+        if qual == "torch.nn":
+            real, label = ctx.names.nn | _NN_SUBMODULES, "nn"
+        elif qual == "torch.nn.functional":
+            real, label = ctx.names.functional, "F"
+        else:
+            return
+        attr = node.attr.value
+        if attr in real or attr.startswith("__"):
+            return
+        prefix = ctx.code_for(owner)
+        matches = closest(attr, real)
+        hint = f"; did you mean `{prefix}.{matches[0]}`?" if matches else ""
+        fix = None
+        if len(matches) == 1:
+            fix = PendingFix("safe", (Replace(node.attr, matches[0]),), f"replace with {matches[0]}")
+        self.report(
+            node.attr,
+            f"`{prefix}.{attr}` does not exist in torch {ctx.names.version} ({'torch.nn' if label == 'nn' else 'torch.nn.functional'}){hint}",
+            fix=fix,
+        )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not isinstance(func, cst.Attribute) or not isinstance(func.value, cst.Name):
+            return
+        attr = func.attr.value
+        module_attrs = self.ctx.names.module_attributes
+        if attr in module_attrs or attr.startswith("_") or len(attr) < 5:
+            return
+        receiver = func.value.value
+        if not self._is_plain_module(receiver, attr):
+            return
+        candidates = [m for m in module_attrs if not m.startswith("_") and edit_distance(attr, m) <= 2]
+        if not candidates:
+            return
+        candidates.sort(key=lambda m: (edit_distance(attr, m), m))
+        best = [m for m in candidates if edit_distance(attr, m) == edit_distance(attr, candidates[0])]
+        fix = None
+        if len(best) == 1:
+            fix = PendingFix("safe", (Replace(func.attr, best[0]),), f"replace with {best[0]}")
+        self.report(
+            func.attr,
+            f"nn.Module has no method `{attr}`; did you mean `{best[0]}`?",
+            fix=fix,
+        )
+
+    def _is_plain_module(self, receiver: str, attr: str) -> bool:
+        """The receiver is `self` in a Module class whose whole chain is known and lacks `attr`,
+        or a local name bound to a torch.nn layer/container constructor."""
+        ctx = self.ctx
+        found = ctx.enclosing_method()
+        if found is not None and receiver == "self":
+            cls, _ = found
+            if not ctx.is_module_class(cls) or ctx.class_defines(cls, attr) is not False:
+                return False
+            # bases other than nn.Module itself have methods of their own we do not list
+            if any(ctx.qualname(a.value) != "torch.nn.Module" for a in cls.bases if a.keyword is None):
+                return False
+            # the name must not be an attribute the class sets anywhere
+            for node in _attributes_set(cls):
+                if node == attr:
+                    return False
+            return True
+        function = ctx.enclosing_function() or ctx.module
+        binding = _binding_of(function, receiver)
+        if binding is None or not isinstance(binding, cst.Call):
+            return False
+        layer = ctx.torch_nn_name(binding.func)
+        return layer is not None and layer in ctx.names.nn_module_classes
+
+
+def _attributes_set(cls: cst.ClassDef) -> set[str]:
+    from torchlint.walk import descendants
+
+    out = set()
+    for node in descendants(cls.body):
+        targets: list[cst.BaseExpression] = []
+        if isinstance(node, cst.AssignTarget):
+            targets = [node.target]
+        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            for sub in [target, *descendants(target)]:
+                attr = is_self_attr(sub) if isinstance(sub, cst.Attribute) else None
+                if attr:
+                    out.add(attr)
+        if isinstance(node, cst.FunctionDef):
+            out.add(node.name.value)
+    return out
+
+
+def _binding_of(scope: cst.CSTNode, name: str) -> cst.BaseExpression | None:
+    """The value of the single assignment `name = ...` in a scope, or None if not exactly one."""
+    from torchlint.context import small_statements, statement_body
+
+    stmts = list(scope.body) if isinstance(scope, cst.Module) else statement_body(scope)
+    values = []
+    for small in small_statements(stmts):
+        if isinstance(small, cst.Assign):
+            for target in small.targets:
+                if isinstance(target.target, cst.Name) and target.target.value == name:
+                    values.append(small.value)
+    return values[0] if len(values) == 1 else None

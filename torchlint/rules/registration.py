@@ -1,0 +1,867 @@
+"""TL101-TL108: building a Module and registering its parts."""
+
+from __future__ import annotations
+
+import keyword
+
+import libcst as cst
+
+from torchlint.context import (
+    dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
+)
+from torchlint.rule import (
+    Case, DeleteLine, InsertLineAfter, InsertLineBefore, PendingFix, Replace, Rule,
+)
+from torchlint.walk import descendants
+
+# --- shared helpers for this family -------------------------------------------------------
+
+
+def self_name(func: cst.FunctionDef) -> str | None:
+    """The name of a method's first parameter (usually `self`)."""
+    params = func.params.posonly_params or func.params.params
+    return params[0].name.value if params else None
+
+
+def is_trivial_body(func: cst.FunctionDef) -> bool:
+    """A body of only a docstring, `pass`, `...` or `raise`: a stub, not an implementation."""
+    for stmt in statement_body(func):
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            return False
+        for small in stmt.body:
+            if isinstance(small, (cst.Pass, cst.Raise)):
+                continue
+            if isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis)):
+                continue
+            return False
+    return True
+
+
+def is_overload(func: cst.FunctionDef) -> bool:
+    return any(
+        (dotted_name(d.decorator) or "").split(".")[-1] in ("overload", "abstractmethod")
+        for d in func.decorators
+    )
+
+
+def last_method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+    """The last definition of a method directly in the class body (later ones win)."""
+    found = None
+    for stmt in statement_body(cls):
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name and not is_overload(stmt):
+            found = stmt
+    return found
+
+
+def super_init_kind(call: cst.Call, self_param: str | None, class_name: str) -> str | None:
+    """Classify a call as a parent-init call.
+
+    Returns "super" for `super().__init__()` / `super(Cls, self).__init__()`, "explicit" for
+    `Base.__init__(self, ...)`, "unbound" for the one-argument `super(Cls).__init__()` (which
+    initialises nothing), else None.
+    """
+    func = call.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__"):
+        return None
+    target = func.value
+    if isinstance(target, cst.Call) and isinstance(target.func, cst.Name) and target.func.value == "super":
+        return "unbound" if len(target.args) == 1 else "super"
+    args = [a for a in call.args if a.keyword is None]
+    if args and isinstance(args[0].value, cst.Name) and args[0].value.value == self_param:
+        return "explicit"
+    return None
+
+
+def find_parent_init(func: cst.FunctionDef, class_name: str) -> cst.Call | None:
+    """The first call in `__init__` (nested defs excluded) that initialises the parent."""
+    me = self_name(func)
+    for node in descendants(func.body, skip_scopes=True):
+        if isinstance(node, cst.Call) and super_init_kind(node, me, class_name) in ("super", "explicit"):
+            return node
+    return None
+
+
+def nn_prefix(ctx) -> str | None:
+    """How this file spells `torch.nn` (`nn`, `torch.nn`), or None when it cannot."""
+    for local, full in ctx.imports.items():
+        if full == "torch.nn":
+            return local
+    if ctx.imports.get("torch") == "torch":
+        return "torch.nn"
+    return None
+
+
+def is_module_ctor(ctx, expr: cst.BaseExpression) -> bool:
+    """A call that constructs a Module (torch layer or a project Module class)."""
+    return isinstance(expr, cst.Call) and ctx.expr_is_module_class(expr.func) is True
+
+
+def is_parameter_ctor(ctx, expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Call) and ctx.qualname(expr.func) in (
+        "torch.nn.Parameter", "torch.nn.parameter.Parameter",
+    )
+
+
+# --- TL101 ----------------------------------------------------------------------------------
+
+
+class MissingSuperInit(Rule):
+    """A Module subclass defines __init__ without calling super().__init__()."""
+
+    code = "TL101"
+    name = "missing-super-init"
+    summary = "a Module's __init__ never calls super().__init__()"
+    fix_safety = "unsafe"
+    valid = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(2, 2)\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super(M, self).__init__()\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        nn.Module.__init__(self)\n",
+        "import torch.nn as nn\nclass M(nn.Linear):\n    def __init__(self, a, b):\n        nn.Linear.__init__(self, a, b)\n",
+        "from dataclasses import dataclass\n@dataclass\nclass Config:\n    def __init__(self):\n        self.x = 1\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        raise NotImplementedError\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    pass\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        \"\"\"Doc.\"\"\"\n        self.fc = nn.Linear(2, 2)\n",
+            line=3, col=5,
+            fixed="import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        \"\"\"Doc.\"\"\"\n        super().__init__()\n        self.fc = nn.Linear(2, 2)\n",
+            unsafe=True,
+        ),
+        Case(
+            "from torch.nn import Module as M\nclass Net(M):\n    def __init__(self):\n        super(Net).__init__()\n",
+            line=3,
+        ),
+        Case(
+            "import torch\nclass Base(torch.nn.Module):\n    pass\nclass Net(Base):\n    def __init__(self, n):\n        self.n = n\n",
+            line=5,
+        ),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.ctx.is_module_class(node):
+            return
+        init = last_method(node, "__init__")
+        if init is None or is_trivial_body(init):
+            return
+        if find_parent_init(init, node.name.value) is not None:
+            return
+        cls = node.name.value
+        self.report(
+            init,
+            f"{cls}.__init__ never calls super().__init__(); nn.Module will not be initialised "
+            "(assigning a layer raises \"cannot assign module before Module.__init__() call\")",
+            fix=self._fix(node, init),
+            context={"class": cls},
+        )
+
+    def _fix(self, cls: cst.ClassDef, init: cst.FunctionDef) -> PendingFix | None:
+        # Only a plain nn.Module base takes no arguments for sure.
+        bases = [a for a in cls.bases if a.keyword is None]
+        if not bases or any(self.ctx.qualname(a.value) != "torch.nn.Module" for a in bases):
+            return None
+        if not isinstance(init.body, cst.IndentedBlock):
+            return None
+        body = list(init.body.body)
+        first = body[0]
+        is_doc = (
+            isinstance(first, cst.SimpleStatementLine)
+            and len(first.body) == 1
+            and isinstance(first.body[0], cst.Expr)
+            and isinstance(first.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+        )
+        text = "super().__init__()"
+        if is_doc and len(body) == 1:
+            op = InsertLineAfter(first, text)
+        elif is_doc:
+            op = InsertLineBefore(body[1], text)
+        else:
+            op = InsertLineBefore(first, text)
+        return PendingFix("unsafe", (op,), "call super().__init__() first")
+
+
+# --- TL102 ----------------------------------------------------------------------------------
+
+_REGISTERING_METHODS = frozenset({"register_buffer", "register_parameter", "add_module", "register_module"})
+
+
+class AssignBeforeSuperInit(Rule):
+    """A submodule, parameter or buffer is put on self before super().__init__() runs."""
+
+    code = "TL102"
+    name = "assign-before-super-init"
+    summary = "a submodule/parameter/buffer is assigned before super().__init__()"
+    fix_safety = "unsafe"
+    valid = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, dim):\n        self.dim = dim\n        super().__init__()\n        self.fc = nn.Linear(dim, dim)\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.register_buffer('b', None)\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, dim):\n        self.dim = dim\n        self.fc = nn.Linear(dim, dim)\n        super().__init__()\n",
+            line=5,
+            fixed="import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, dim):\n        self.dim = dim\n        super().__init__()\n        self.fc = nn.Linear(dim, dim)\n",
+            unsafe=True,
+        ),
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        self.register_buffer('mask', torch.ones(3))\n        super(M, self).__init__()\n",
+            line=5,
+        ),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.ctx.is_module_class(node):
+            return
+        init = last_method(node, "__init__")
+        if init is None or not isinstance(init.body, cst.IndentedBlock):
+            return
+        super_call = find_parent_init(init, node.name.value)
+        if super_call is None:
+            return
+        me = self_name(init)
+        body = list(init.body.body)
+        super_index = next(
+            (i for i, stmt in enumerate(body) if any(n is super_call for n in descendants(stmt))), None
+        )
+        if super_index is None:
+            return
+        for index, stmt in enumerate(body[:super_index]):
+            for small in small_statements([stmt]):
+                if self._registers(small, me):
+                    self.report(
+                        small,
+                        f"{node.name.value}.__init__ puts a submodule, parameter or buffer on self before "
+                        "super().__init__(); this raises \"cannot assign module before Module.__init__() call\"",
+                        fix=self._fix(body, index, super_index),
+                        context={"class": node.name.value},
+                    )
+                    return
+
+    def _registers(self, small: cst.BaseSmallStatement, me: str | None) -> bool:
+        ctx = self.ctx
+        if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            if not any(is_self_attr(t, me or "self") for t in targets):
+                return False
+            value = small.value
+            return is_module_ctor(ctx, value) or is_parameter_ctor(ctx, value) or (
+                isinstance(value, cst.Call) and ctx.qualname(value.func) in ("torch.nn.Buffer", "torch.nn.parameter.Buffer")
+            )
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            func = small.value.func
+            return (
+                isinstance(func, cst.Attribute)
+                and func.attr.value in _REGISTERING_METHODS
+                and isinstance(func.value, cst.Name)
+                and func.value.value == me
+            )
+        return False
+
+    def _fix(self, body: list[cst.BaseStatement], first: int, super_index: int) -> PendingFix | None:
+        super_stmt = body[super_index]
+        if not (isinstance(super_stmt, cst.SimpleStatementLine) and len(super_stmt.body) == 1):
+            return None
+        # moving the call up is only right when its arguments do not use names bound in between
+        used = {n.value for n in descendants(super_stmt) if isinstance(n, cst.Name)}
+        for stmt in body[first:super_index]:
+            for node in descendants(stmt):
+                if isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.For)):
+                    target = getattr(node, "target", None)
+                    if target is not None and {n.value for n in descendants(target) if isinstance(n, cst.Name)} & used:
+                        return None
+                    if isinstance(target, cst.Name) and target.value in used:
+                        return None
+        text = self.ctx.code_for(super_stmt.body[0])
+        return PendingFix(
+            "unsafe",
+            (DeleteLine(super_stmt), InsertLineBefore(body[first], text)),
+            "move the super().__init__() call up",
+        )
+
+
+# --- TL103 ----------------------------------------------------------------------------------
+
+
+class SuperWrongClass(Rule):
+    """super(Other, self).__init__() names a class other than the enclosing one."""
+
+    code = "TL103"
+    name = "super-wrong-class"
+    summary = "super(Other, self).__init__() where Other is not the enclosing class"
+    fix_safety = "safe"
+    valid = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super(M, self).__init__()\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nclass Net(nn.Module):\n    pass\nclass Net2(nn.Module):\n    def __init__(self, n):\n        super(Net, self).__init__()\n",
+            line=6, col=9,
+            fixed="import torch.nn as nn\nclass Net(nn.Module):\n    pass\nclass Net2(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n",
+        ),
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__"):
+            return
+        target = func.value
+        if not (isinstance(target, cst.Call) and isinstance(target.func, cst.Name) and target.func.value == "super"):
+            return
+        if len(target.args) != 2 or not isinstance(target.args[0].value, cst.Name):
+            return
+        found = self.ctx.enclosing_method()
+        if found is None:
+            return
+        cls, method = found
+        named = target.args[0].value.value
+        second = target.args[1].value
+        if named == cls.name.value or not (isinstance(second, cst.Name) and second.value == self_name(method)):
+            return
+        ancestor = self._is_ancestor(cls, named)
+        args = ", ".join(self.ctx.code_for(a).rstrip(", ") for a in node.args)
+        new = f"super().__init__({args})"
+        # Naming a base on purpose skips that base's __init__; rewriting it changes behaviour.
+        applicability = "unsafe" if ancestor else "safe"
+        self.report(
+            node,
+            f"super({named}, self) inside class {cls.name.value}: "
+            + (f"this skips {named}.__init__ and the classes before it; " if ancestor else
+               f"{named} is not a base of {cls.name.value} (TypeError at run time); ")
+            + "use super().__init__(...)",
+            fix=PendingFix(applicability, (Replace(node, new),), "use super()"),
+            context={"class": cls.name.value},
+        )
+
+    def _is_ancestor(self, cls: cst.ClassDef, name: str, depth: int = 0) -> bool:
+        if depth > 20:
+            return False
+        for arg in cls.bases:
+            base = dotted_name(arg.value) or ""
+            if base.split(".")[-1] == name:
+                return True
+            local = self.ctx.local_classes.get(base)
+            if local is not None and local is not cls and self._is_ancestor(local, name, depth + 1):
+                return True
+            qual = self.ctx.qualname(arg.value) or ""
+            if local is None and base and not qual.startswith(("torch.", "builtins.")):
+                return True  # an unresolved base may have it among its ancestors
+        return False
+
+
+# --- TL104 / TL105 --------------------------------------------------------------------------
+
+_MODULE_ATTRIBUTE_NAMES = None
+
+
+def _valid_dict_keys(ctx, node: cst.Dict) -> bool:
+    """Every key a string literal usable as a ModuleDict/ParameterDict key."""
+    for element in node.elements:
+        if not isinstance(element, cst.DictElement) or not isinstance(element.key, cst.SimpleString):
+            return False
+        key = element.key.evaluated_value
+        if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+            return False
+        if key in ctx.names.module_attributes:
+            return False
+    return True
+
+
+class _PlainContainerRule(Rule):
+    """Shared logic of TL104 (Modules) and TL105 (Parameters) in plain lists/tuples/dicts."""
+
+    kind = "module"  # or "parameter"
+    list_class = "ModuleList"
+    dict_class = "ModuleDict"
+
+    def _is_item(self, expr: cst.BaseExpression, locals_: dict[str, bool]) -> bool:
+        if self.kind == "module":
+            if is_module_ctor(self.ctx, expr):
+                return True
+        elif is_parameter_ctor(self.ctx, expr):
+            return True
+        return isinstance(expr, cst.Name) and locals_.get(expr.value, False)
+
+    def _items_of(self, value: cst.BaseExpression, locals_: dict[str, bool]) -> bool | None:
+        """True when a container expression holds items of our kind; None when empty."""
+        if isinstance(value, (cst.List, cst.Tuple, cst.Set)):
+            if not value.elements:
+                return None
+            return any(self._is_item(e.value, locals_) for e in value.elements if isinstance(e, cst.Element))
+        if isinstance(value, (cst.ListComp, cst.GeneratorExp)):
+            return self._is_item(value.elt, locals_)
+        if isinstance(value, cst.Dict):
+            if not value.elements:
+                return None
+            return any(self._is_item(e.value, locals_) for e in value.elements if isinstance(e, cst.DictElement))
+        if isinstance(value, cst.DictComp):
+            return self._is_item(value.value, locals_)
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.ctx.is_module_class(node):
+            return
+        for stmt in statement_body(node):
+            if isinstance(stmt, cst.FunctionDef) and not stmt.name.value.startswith("__") or (
+                isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__"
+            ):
+                if stmt.name.value in ("forward",):
+                    continue
+                self._check_method(node, stmt)
+
+    def _check_method(self, cls: cst.ClassDef, func: cst.FunctionDef) -> None:
+        me = self_name(func) or "self"
+        ctx = self.ctx
+        # local names bound to items, and local containers that receive items
+        item_locals: dict[str, bool] = {}
+        local_containers: dict[str, bool] = {}  # name -> holds items
+        self_containers: dict[str, tuple[cst.BaseSmallStatement, cst.BaseExpression, bool]] = {}
+        wrapped: set[str] = set()  # names / self attrs passed to a torch container or registered
+        registered_elsewhere = False
+        smalls = list(small_statements(statement_body(func), into_defs=False))
+        for small in smalls:
+            if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
+                targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                value = small.value
+                for target in targets:
+                    attr = is_self_attr(target, me)
+                    if isinstance(target, cst.Name):
+                        if self._is_item(value, item_locals):
+                            item_locals[target.value] = True
+                        holds = self._items_of(value, item_locals)
+                        if holds is not False:
+                            local_containers[target.value] = bool(holds)
+                    elif attr is not None:
+                        holds = self._items_of(value, item_locals)
+                        if holds is not False:
+                            self_containers.setdefault(attr, (small, value, bool(holds)))
+                        elif isinstance(value, cst.Name) and value.value in local_containers:
+                            self_containers.setdefault(attr, (small, value, local_containers[value.value]))
+                        elif isinstance(value, cst.Name) and value.value in item_locals:
+                            wrapped.add(value.value)  # the item itself is registered on self
+                    elif isinstance(target, cst.Subscript):
+                        base = target.value
+                        holder = is_self_attr(base, me) or (base.value if isinstance(base, cst.Name) else None)
+                        if holder and self._is_item(value, item_locals):
+                            if holder in local_containers:
+                                local_containers[holder] = True
+                            if holder in self_containers:
+                                s, v, _ = self_containers[holder]
+                                self_containers[holder] = (s, v, True)
+        for node in descendants(func.body, skip_scopes=True):
+            if not isinstance(node, cst.Call):
+                continue
+            func_expr = node.func
+            qual = ctx.qualname(func_expr) or ""
+            if isinstance(func_expr, cst.Attribute) and func_expr.attr.value in ("append", "extend", "insert", "add", "update", "setdefault"):
+                holder = is_self_attr(func_expr.value, me) or (
+                    func_expr.value.value if isinstance(func_expr.value, cst.Name) else None
+                )
+                if holder is None:
+                    continue
+                args = [a.value for a in node.args]
+                adds = any(
+                    self._is_item(a, item_locals) or self._items_of(a, item_locals) is True for a in args
+                )
+                if adds:
+                    if holder in local_containers:
+                        local_containers[holder] = True
+                    if holder in self_containers:
+                        s, v, _ = self_containers[holder]
+                        self_containers[holder] = (s, v, True)
+                continue
+            if qual.startswith("torch.nn.") or (isinstance(func_expr, cst.Name) and func_expr.value == "setattr") or (
+                isinstance(func_expr, cst.Attribute) and func_expr.attr.value in _REGISTERING_METHODS
+            ) or ctx.expr_is_module_class(func_expr) is True:
+                if isinstance(func_expr, cst.Name) and func_expr.value == "setattr" or (
+                    isinstance(func_expr, cst.Attribute) and func_expr.attr.value in _REGISTERING_METHODS
+                ):
+                    registered_elsewhere = True
+                for arg in node.args:
+                    for sub in [arg.value, *descendants(arg.value)]:
+                        if isinstance(sub, cst.Name):
+                            wrapped.add(sub.value)
+                        attr = is_self_attr(sub, me) if isinstance(sub, cst.Attribute) else None
+                        if attr:
+                            wrapped.add(f"self.{attr}")
+        if registered_elsewhere:
+            return
+        # any later use of the same attribute in the class wrapped into a torch container
+        class_wrapped = self._class_wrapped(cls)
+        for attr, (small, value, holds) in self_containers.items():
+            if not holds or f"self.{attr}" in wrapped or f"self.{attr}" in class_wrapped:
+                continue
+            if isinstance(value, cst.Name) and value.value in wrapped:
+                continue
+            if isinstance(value, (cst.List, cst.Tuple, cst.Dict)) and any(
+                isinstance(e.value, cst.Name) and e.value.value in wrapped
+                for e in value.elements if isinstance(e, (cst.Element, cst.DictElement))
+            ):
+                continue
+            self._report(cls, attr, small, value)
+
+    def _class_wrapped(self, cls: cst.ClassDef) -> set[str]:
+        """self.<attr> names passed to nn.ModuleList/Sequential/... anywhere in the class."""
+        out: set[str] = set()
+        for node in descendants(cls.body):
+            if isinstance(node, cst.Call) and (self.ctx.qualname(node.func) or "").startswith("torch.nn."):
+                for arg in node.args:
+                    for sub in [arg.value, *descendants(arg.value)]:
+                        attr = is_self_attr(sub) if isinstance(sub, cst.Attribute) else None
+                        if attr:
+                            out.add(f"self.{attr}")
+        return out
+
+    def _report(self, cls: cst.ClassDef, attr: str, small: cst.BaseSmallStatement, value: cst.BaseExpression) -> None:
+        what = "Modules" if self.kind == "module" else "nn.Parameters"
+        is_dict = isinstance(value, (cst.Dict, cst.DictComp))
+        container = self.dict_class if is_dict else self.list_class
+        hidden = "parameters(), .to(), state_dict()" if self.kind == "module" else "parameters(), the optimizer, state_dict()"
+        self.report(
+            small,
+            f"self.{attr} keeps {what} in a plain Python {'dict' if is_dict else 'list'}; they are invisible to "
+            f"{hidden}; use nn.{container}",
+            fix=self._fix(small, value, is_dict),
+            context={"class": cls.name.value},
+        )
+
+    def _fix(self, small: cst.BaseSmallStatement, value: cst.BaseExpression, is_dict: bool) -> PendingFix | None:
+        prefix = nn_prefix(self.ctx)
+        if prefix is None or not isinstance(small, (cst.Assign, cst.AnnAssign)):
+            return None
+        code = self.ctx.code_for(value)
+        if isinstance(value, cst.Dict):
+            if not _valid_dict_keys(self.ctx, value):
+                return None
+            new = f"{prefix}.{self.dict_class}({code})"
+        elif is_dict:
+            return None  # comprehension keys cannot be checked
+        elif isinstance(value, cst.List):
+            new = f"{prefix}.{self.list_class}({code})" if value.elements else f"{prefix}.{self.list_class}()"
+        elif isinstance(value, cst.Tuple):
+            inner = ", ".join(self.ctx.code_for(e.value) for e in value.elements)
+            new = f"{prefix}.{self.list_class}([{inner}])"
+        elif isinstance(value, (cst.ListComp, cst.Name)):
+            new = f"{prefix}.{self.list_class}({code})"
+        elif isinstance(value, cst.GeneratorExp):
+            new = f"{prefix}.{self.list_class}({code.strip()[1:-1] and '[' + code.strip()[1:-1] + ']'})"
+        else:
+            return None
+        return PendingFix("unsafe", (Replace(value, new),), f"wrap in nn.{self.dict_class if is_dict else self.list_class}")
+
+
+class ModuleInPlainContainer(_PlainContainerRule):
+    """Modules kept in a plain list/tuple/dict attribute are not registered."""
+
+    code = "TL104"
+    name = "module-in-plain-container"
+    summary = "self.x is a plain list/tuple/dict of Modules (not registered)"
+    fix_safety = "unsafe"
+    kind = "module"
+    valid = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.sizes = [1, 2, 3]\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.layers = []\n        for i in range(3):\n            self.layers.append(nn.Linear(2, 2))\n        self.layers = nn.ModuleList(self.layers)\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        layers = [nn.Linear(2, 2) for _ in range(3)]\n        self.layers = layers\n        self.net = nn.Sequential(*layers)\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, teacher):\n        super().__init__()\n        self.teacher = [teacher]\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.layers = [nn.Linear(2, 2) for _ in range(3)]\n",
+            line=5,
+            fixed="import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])\n",
+            unsafe=True,
+        ),
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.heads = {'cls': nn.Linear(2, 2), 'box': nn.Linear(2, 4)}\n",
+            line=5,
+            fixed="import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.heads = nn.ModuleDict({'cls': nn.Linear(2, 2), 'box': nn.Linear(2, 4)})\n",
+            unsafe=True,
+        ),
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.layers = []\n        for i in range(3):\n            self.layers.append(nn.Linear(2, 2))\n",
+            line=5,
+        ),
+    ]
+
+
+class ParameterInPlainContainer(_PlainContainerRule):
+    """nn.Parameters kept in a plain list/tuple/dict attribute are not registered."""
+
+    code = "TL105"
+    name = "parameter-in-plain-container"
+    summary = "self.x is a plain list/tuple/dict of nn.Parameters (not registered)"
+    fix_safety = "unsafe"
+    kind = "parameter"
+    list_class = "ParameterList"
+    dict_class = "ParameterDict"
+    valid = [
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.ws = nn.ParameterList([nn.Parameter(torch.ones(2)) for _ in range(3)])\n",
+    ]
+    invalid = [
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.ws = [nn.Parameter(torch.ones(2)) for _ in range(3)]\n",
+            line=6,
+            fixed="import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.ws = nn.ParameterList([nn.Parameter(torch.ones(2)) for _ in range(3)])\n",
+            unsafe=True,
+        ),
+    ]
+
+
+# --- TL106 ----------------------------------------------------------------------------------
+
+TENSOR_FACTORIES = frozenset(
+    {"zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "arange", "range",
+     "linspace", "logspace", "eye", "tensor", "as_tensor", "from_numpy", "zeros_like", "ones_like",
+     "empty_like", "full_like", "rand_like", "randn_like", "randint_like", "tril_indices",
+     "triu_indices", "FloatTensor", "LongTensor", "Tensor", "BoolTensor", "IntTensor", "meshgrid"}
+)
+
+
+class TensorAttributeNotBuffer(Rule):
+    """A tensor stored as a plain attribute in __init__ does not follow .to(device)."""
+
+    code = "TL106"
+    name = "tensor-attribute-not-buffer"
+    summary = "self.x = <tensor> in __init__: not a buffer, does not follow .to(device)"
+    fix_safety = "safe"
+    valid = [
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.register_buffer('mask', torch.ones(3))\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.w = nn.Parameter(torch.ones(3))\n",
+        "import torch\nclass Plain:\n    def __init__(self):\n        self.mask = torch.ones(3)\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.register_buffer('mask', None)\n        self.mask = torch.ones(3)\n",
+    ]
+    invalid = [
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        self.mask = torch.tril(torch.ones(n, n))\n",
+            line=6,
+            fixed="import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        self.register_buffer(\"mask\", torch.tril(torch.ones(n, n)), persistent=False)\n",
+        ),
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        pos = torch.arange(n)\n        self.pos = pos.float()\n",
+            line=7,
+        ),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.ctx.is_module_class(node):
+            return
+        init = last_method(node, "__init__")
+        if init is None:
+            return
+        registered = self._registered_names(node)
+        methods = {s.name.value: s for s in statement_body(node) if isinstance(s, cst.FunctionDef)}
+        todo, seen = [init], set()
+        while todo:
+            func = todo.pop()
+            if id(func) in seen:
+                continue
+            seen.add(id(func))
+            me = self_name(func) or "self"
+            self._check(node, func, me, registered)
+            for call in descendants(func.body, skip_scopes=True):
+                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
+                    if isinstance(call.func.value, cst.Name) and call.func.value.value == me:
+                        callee = methods.get(call.func.attr.value)
+                        if callee is not None:
+                            todo.append(callee)
+
+    def _registered_names(self, cls: cst.ClassDef) -> set[str]:
+        out = set()
+        for node in descendants(cls.body):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in _REGISTERING_METHODS:
+                if node.args and isinstance(node.args[0].value, cst.SimpleString):
+                    value = node.args[0].value.evaluated_value
+                    if isinstance(value, str):
+                        out.add(value)
+        return out
+
+    def is_tensor_expr(self, expr: cst.BaseExpression, tensor_locals: set[str]) -> bool:
+        """A torch factory call, a torch op or tensor method applied to one, or a tensor local."""
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            return expr.value in tensor_locals
+        if not isinstance(expr, cst.Call):
+            return False
+        qual = ctx.qualname(expr.func) or ""
+        if qual.startswith("torch."):
+            last = qual.rsplit(".", 1)[-1]
+            if qual.count(".") == 1 and last in TENSOR_FACTORIES:
+                return True
+            if qual.count(".") == 1 and last in ctx.names.torch and last[:1].islower():
+                args = [a.value for a in expr.args]
+                return any(self.is_tensor_expr(a, tensor_locals) for a in args)
+            return False
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ctx.names.tensor_methods:
+            return self.is_tensor_expr(expr.func.value, tensor_locals)
+        return False
+
+    def _check(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str, registered: set[str]) -> None:
+        tensor_locals: set[str] = set()
+        for small in small_statements(statement_body(func)):
+            if not isinstance(small, (cst.Assign, cst.AnnAssign)) or small.value is None:
+                continue
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            is_tensor = self.is_tensor_expr(small.value, tensor_locals)
+            for target in targets:
+                if isinstance(target, cst.Name):
+                    if is_tensor:
+                        tensor_locals.add(target.value)
+                    else:
+                        tensor_locals.discard(target.value)
+            if not is_tensor:
+                continue
+            for target in targets:
+                attr = is_self_attr(target, me)
+                if attr is None or attr in registered:
+                    continue
+                fix = None
+                if len(targets) == 1:
+                    value = self.ctx.code_for(small.value)
+                    fix = PendingFix(
+                        "safe",
+                        (Replace(small, f'{me}.register_buffer("{attr}", {value}, persistent=False)'),),
+                        "register as a non-persistent buffer",
+                    )
+                self.report(
+                    small,
+                    f"self.{attr} holds a tensor but is not a buffer: it stays on the CPU when the Module "
+                    f"moves with .to(device); use self.register_buffer(\"{attr}\", ..., persistent=False)",
+                    fix=fix,
+                    context={"class": cls.name.value},
+                )
+
+
+# --- TL107 ----------------------------------------------------------------------------------
+
+
+class LayerCreatedInForward(Rule):
+    """A layer with parameters, or a dropout layer, is built inside forward on every call."""
+
+    code = "TL107"
+    name = "layer-created-in-forward"
+    summary = "a parameterised or dropout layer is constructed inside forward"
+    valid = [
+        "import torch.nn as nn\nimport torch.nn.functional as F\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(2, 2)\n    def forward(self, x):\n        return F.relu(self.fc(x))\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.proj = None\n    def forward(self, x):\n        if self.proj is None:\n            self.proj = nn.Linear(x.shape[-1], 2)\n        return self.proj(x)\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return nn.ReLU()(x)\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        fc = nn.Linear(x.shape[-1], 2)\n        return fc(x)\n",
+            line=4,
+        ),
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return self.block(x)\n    def block(self, x):\n        return nn.Dropout(0.5)(x)\n",
+            line=6,
+        ),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.ctx.is_module_class(node):
+            return
+        methods = {s.name.value: s for s in statement_body(node) if isinstance(s, cst.FunctionDef)}
+        forward = methods.get("forward")
+        if forward is None:
+            return
+        todo, seen = [forward], set()
+        while todo:
+            func = todo.pop()
+            if id(func) in seen:
+                continue
+            seen.add(id(func))
+            me = self_name(func) or "self"
+            self._check(node, func, me)
+            for call in descendants(func.body, skip_scopes=True):
+                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
+                    if isinstance(call.func.value, cst.Name) and call.func.value.value == me:
+                        callee = methods.get(call.func.attr.value)
+                        if callee is not None and callee.name.value != "__init__":
+                            todo.append(callee)
+
+    def _check(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str) -> None:
+        names = self.ctx.names
+        guarded: set[int] = set()
+        # calls assigned to self.<attr> under an `if` are lazy one-time creation
+        for stmt in iter_statements(statement_body(func), into_defs=False):
+            if isinstance(stmt, cst.If):
+                for inner in small_statements(statement_body(stmt)):
+                    if isinstance(inner, (cst.Assign, cst.AnnAssign)) and inner.value is not None:
+                        targets = [t.target for t in inner.targets] if isinstance(inner, cst.Assign) else [inner.target]
+                        if any(is_self_attr(t, me) for t in targets):
+                            guarded.update(id(n) for n in [inner.value, *descendants(inner.value)])
+        for node in descendants(func.body, skip_scopes=True):
+            if not isinstance(node, cst.Call) or id(node) in guarded:
+                continue
+            layer = self.ctx.torch_nn_name(node.func)
+            if layer is None:
+                continue
+            if layer in names.nn_stateful_layers:
+                why = "new random weights on every call, never trained"
+            elif layer in names.nn_dropout_layers:
+                why = "a new Module is in training mode, so it keeps dropping after .eval()"
+            else:
+                continue
+            self.report(
+                node,
+                f"nn.{layer} is constructed inside {func.name.value}(): {why}; create it in __init__ "
+                f"and store it on self" + (" (or use F.dropout(x, p, training=self.training))" if layer in names.nn_dropout_layers else ""),
+                context={"class": cls.name.value},
+            )
+
+
+# --- TL108 ----------------------------------------------------------------------------------
+
+
+def edit_distance(a: str, b: str, limit: int = 3) -> int:
+    """Levenshtein distance, capped at `limit` (enough to compare short method names)."""
+    if abs(len(a) - len(b)) >= limit:
+        return limit
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return min(previous[-1], limit)
+
+
+class MisspelledForward(Rule):
+    """A Module has no forward but has a method whose name is a misspelling of it."""
+
+    code = "TL108"
+    name = "misspelled-forward"
+    summary = "no forward(), but a method named like a misspelling of it (foward, Forward, ...)"
+    fix_safety = "unsafe"
+    valid = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x\n    def forwards(self, x):\n        return x\n",
+        "import torch.nn as nn\nclass M(nn.Module):\n    def _foward(self, x):\n        return x\n",
+        "import torch.nn as nn\nclass M(nn.Sequential):\n    def foward(self, x):\n        return x\n",
+    ]
+    invalid = [
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def foward(self, x):\n        return x\n",
+            line=3,
+            fixed="import torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x\n",
+            unsafe=True,
+        ),
+        Case("import torch.nn as nn\nclass M(nn.Module):\n    def Forward(self, x):\n        return x\n", line=3),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.ctx.is_module_class(node) or self.ctx.class_defines(node, "forward") is not False:
+            return
+        for stmt in statement_body(node):
+            if not isinstance(stmt, cst.FunctionDef):
+                continue
+            name = stmt.name.value
+            if name.startswith("_") or name == "forward":
+                continue
+            if edit_distance(name.lower(), "forward") <= 2:
+                self.report(
+                    stmt,
+                    f"{node.name.value} defines no forward() but defines {name}(); calling the Module raises "
+                    "NotImplementedError; rename it to forward",
+                    fix=PendingFix("unsafe", (Replace(stmt.name, "forward"),), "rename to forward"),
+                    context={"class": node.name.value},
+                )
+                return
