@@ -1,0 +1,72 @@
+"""The flake8 door: the same engine, findings yielded as flake8 wants them (0-based column).
+
+flake8 hands us `lines` (also how editors pass an unsaved buffer on stdin) and `filename`;
+its `ast` tree is of no use to a libcst engine. `# noqa` is left to flake8 so that
+`--disable-noqa` keeps working. Syntax errors never reach us: flake8 reports E999 itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from torchlint import __version__
+from torchlint.config import Config, ConfigError, find_pyproject, load_config
+from torchlint.engine import Options, check_source
+from torchlint.registry import matches, select_codes
+
+
+@lru_cache(maxsize=64)
+def _config_for(directory: str) -> Config:
+    try:
+        return load_config(find_pyproject(Path(directory)))
+    except ConfigError:
+        return Config()  # flake8 has no channel for config errors; the CLI reports them
+
+
+class TorchlintChecker:
+    """flake8 plugin entry point (registered under the `TL` code prefix)."""
+
+    name = "torchlint"
+    version = __version__
+
+    def __init__(self, tree: Any, lines: list[str], filename: str) -> None:
+        self.lines = lines
+        self.filename = filename
+
+    def run(self) -> Iterator[tuple[int, int, str, type]]:
+        filename = self.filename
+        directory = os.path.dirname(os.path.abspath(filename)) if filename not in ("stdin", "-", "") else os.getcwd()
+        config = _config_for(directory)
+        enabled = select_codes(config.select, config.ignore, config.extend_select)
+        options = Options(enabled=enabled, honour_noqa=False, max_file_size=config.max_file_size,
+                          module_bases=tuple(config.module_bases))
+        source = "".join(self.lines)
+        if source.startswith("\ufeff"):
+            source = source[1:]
+        if len(source.encode("utf-8", "surrogatepass")) > config.max_file_size:
+            yield (1, 0, f"TL000 file is larger than max-file-size ({config.max_file_size:,} bytes); not checked", type(self))
+            return
+        result = check_source(source, filename, options)
+        rel = filename
+        for d in result.diagnostics:
+            if config.per_file_ignores and _ignored(rel, d.code, config):
+                continue
+            yield (d.line, d.col - 1, f"{d.code} {d.message}", type(self))
+
+
+def _ignored(filename: str, code: str, config: Config) -> bool:
+    import fnmatch
+
+    path = Path(filename)
+    try:
+        rel = path.resolve().relative_to(config.root.resolve()).as_posix() if config.root else filename
+    except ValueError:
+        rel = filename
+    return any(
+        (fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(path.name, glob)) and matches(code, codes)
+        for glob, codes in config.per_file_ignores.items()
+    )

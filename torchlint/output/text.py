@@ -1,0 +1,20 @@
+"""`path:LINE:COL: TL101 message`, the shape flake8 prints (1-based line and column)."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from torchlint.diagnostic import Diagnostic
+
+
+def format_line(d: Diagnostic) -> str:
+    line = f"{d.path}:{d.line}:{d.col}: {d.code} {d.message}"
+    if d.runtime:
+        detail = d.runtime.get("detail")
+        line += f" [runtime: {d.runtime.get('status')}{': ' + detail if detail else ''}]"
+    return line
+
+
+def emit(diagnostics: list[Diagnostic], stream: IO[str]) -> None:
+    for d in diagnostics:
+        stream.write(format_line(d) + "\n")
