@@ -66,8 +66,10 @@ def super_init_kind(call: cst.Call, self_param: str | None, class_name: str) -> 
     target = func.value
     if isinstance(target, cst.Call) and isinstance(target.func, cst.Name) and target.func.value == "super":
         return "unbound" if len(target.args) == 1 else "super"
-    args = [a for a in call.args if a.keyword is None]
-    if args and isinstance(args[0].value, cst.Name) and args[0].value.value == self_param:
+    # `Base.__init__(self, ...)`; also `nn.Module.__init__()` as transformers' modular files
+    # write it: an explicit (if odd) parent init, not a missing one
+    head = dotted_name(target)
+    if head is not None and head.split(".")[0] != self_param:
         return "explicit"
     return None
 
@@ -318,18 +320,17 @@ class SuperWrongClass(Rule):
         second = target.args[1].value
         if named == cls.name.value or not (isinstance(second, cst.Name) and second.value == self_name(method)):
             return
-        ancestor = self._is_ancestor(cls, named)
+        # Naming an ancestor skips the __init__ of the classes before it: often deliberate
+        # (diffusers, timm), so only a class outside the chain is flagged: a TypeError.
+        if self._is_ancestor(cls, named):
+            return
         args = ", ".join(self.ctx.code_for(a).rstrip(", ") for a in node.args)
         new = f"super().__init__({args})"
-        # Naming a base on purpose skips that base's __init__; rewriting it changes behaviour.
-        applicability = "unsafe" if ancestor else "safe"
         self.report(
             node,
-            f"super({named}, self) inside class {cls.name.value}: "
-            + (f"this skips {named}.__init__ and the classes before it; " if ancestor else
-               f"{named} is not a base of {cls.name.value} (TypeError at run time); ")
-            + "use super().__init__(...)",
-            fix=PendingFix(applicability, (Replace(node, new),), "use super()"),
+            f"super({named}, self) inside class {cls.name.value}: {named} is not a base of "
+            f"{cls.name.value} (TypeError at run time, a copy-paste slip); use super().__init__(...)",
+            fix=PendingFix("safe", (Replace(node, new),), "use super()"),
             context={"class": cls.name.value},
         )
 
@@ -376,11 +377,27 @@ class _PlainContainerRule(Rule):
 
     def _is_item(self, expr: cst.BaseExpression, locals_: dict[str, bool]) -> bool:
         if self.kind == "module":
-            if is_module_ctor(self.ctx, expr):
+            if is_module_ctor(self.ctx, expr) and self._has_state(expr):
                 return True
         elif is_parameter_ctor(self.ctx, expr):
             return True
         return isinstance(expr, cst.Name) and locals_.get(expr.value, False)
+
+    def _has_state(self, call: cst.Call) -> bool:
+        """Whether losing the Module matters: it has parameters, buffers or a train/eval mode.
+
+        A torch activation, pooling or loss layer without weights holds nothing that
+        parameters(), .to() or state_dict() would miss; project classes are assumed to.
+        """
+        layer = self.ctx.torch_nn_name(call.func)
+        if layer is None:
+            return True
+        names = self.ctx.names
+        if layer in names.nn_stateful_layers or layer in names.nn_dropout_layers:
+            return True
+        if layer in ("Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"):
+            return True
+        return any(a.keyword is not None and a.keyword.value in ("weight", "pos_weight") for a in call.args)
 
     def _items_of(self, value: cst.BaseExpression, locals_: dict[str, bool]) -> bool | None:
         """True when a container expression holds items of our kind; None when empty."""
@@ -632,12 +649,12 @@ class TensorAttributeNotBuffer(Rule):
     ]
     invalid = [
         Case(
-            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        self.mask = torch.tril(torch.ones(n, n))\n",
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        self.mask = torch.tril(torch.ones(n, n))\n    def forward(self, x):\n        return x * self.mask\n",
             line=6,
-            fixed="import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        self.register_buffer(\"mask\", torch.tril(torch.ones(n, n)), persistent=False)\n",
+            fixed="import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        self.register_buffer(\"mask\", torch.tril(torch.ones(n, n)), persistent=False)\n    def forward(self, x):\n        return x * self.mask\n",
         ),
         Case(
-            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        pos = torch.arange(n)\n        self.pos = pos.float()\n",
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n):\n        super().__init__()\n        pos = torch.arange(n)\n        self.pos = pos.float()\n    def forward(self, x):\n        return x + self.pos\n",
             line=7,
         ),
     ]
@@ -650,6 +667,7 @@ class TensorAttributeNotBuffer(Rule):
             return
         registered = self._registered_names(node)
         methods = {s.name.value: s for s in statement_body(node) if isinstance(s, cst.FunctionDef)}
+        self._used = self._attributes_read(node, init)
         todo, seen = [init], set()
         while todo:
             func = todo.pop()
@@ -664,6 +682,21 @@ class TensorAttributeNotBuffer(Rule):
                         callee = methods.get(call.func.attr.value)
                         if callee is not None:
                             todo.append(callee)
+
+    @staticmethod
+    def _attributes_read(cls: cst.ClassDef, init: cst.FunctionDef) -> set[str]:
+        """self.<attr> names that some method other than __init__ uses: a tensor that is
+        never used after construction cannot end up on the wrong device."""
+        out: set[str] = set()
+        for stmt in statement_body(cls):
+            if isinstance(stmt, cst.FunctionDef) and stmt is not init:
+                me = self_name(stmt) or "self"
+                for sub in descendants(stmt.body):
+                    if isinstance(sub, cst.Attribute):
+                        attr = is_self_attr(sub, me)
+                        if attr:
+                            out.add(attr)
+        return out
 
     def _registered_names(self, cls: cst.ClassDef) -> set[str]:
         out = set()
@@ -712,7 +745,7 @@ class TensorAttributeNotBuffer(Rule):
                 continue
             for target in targets:
                 attr = is_self_attr(target, me)
-                if attr is None or attr in registered:
+                if attr is None or attr in registered or attr not in self._used:
                     continue
                 fix = None
                 if len(targets) == 1:
@@ -781,14 +814,18 @@ class LayerCreatedInForward(Rule):
     def _check(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str) -> None:
         names = self.ctx.names
         guarded: set[int] = set()
-        # calls assigned to self.<attr> under an `if` are lazy one-time creation
+        # layers built under an `if` that stores something on self are lazy one-time
+        # creation (`if self.proj is None: self.proj = nn.Linear(...)`), also through a local
         for stmt in iter_statements(statement_body(func), into_defs=False):
             if isinstance(stmt, cst.If):
+                stores = False
                 for inner in small_statements(statement_body(stmt)):
                     if isinstance(inner, (cst.Assign, cst.AnnAssign)) and inner.value is not None:
                         targets = [t.target for t in inner.targets] if isinstance(inner, cst.Assign) else [inner.target]
                         if any(is_self_attr(t, me) for t in targets):
-                            guarded.update(id(n) for n in [inner.value, *descendants(inner.value)])
+                            stores = True
+                if stores:
+                    guarded.update(id(n) for n in descendants(stmt.body))
         for node in descendants(func.body, skip_scopes=True):
             if not isinstance(node, cst.Call) or id(node) in guarded:
                 continue
