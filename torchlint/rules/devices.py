@@ -1,0 +1,961 @@
+"""TL401-TL405: devices and checkpoints.
+
+Precision first: each rule flags only what it can show from the code in front of it (a name
+that is certainly a tensor, a factory whose result certainly meets a tensor on the Module's
+device, ...) and stays silent when it cannot tell.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.context import (
+    dotted_name, has_star_kwargs, is_self_attr, keyword_arg, positional_args, small_statements,
+    statement_body,
+)
+from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
+from torchlint.tensorfacts import (
+    MOVE_METHODS, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
+    is_optional_tensor_annotation, is_tensor_annotation, loader_batch_names, scope_facts,
+    scope_nodes, tensor_root, torch_function,
+)
+from torchlint.walk import children
+
+# --- shared helpers for this family -------------------------------------------------------
+
+
+def method_call(call: cst.CSTNode, names: frozenset[str] | set[str]) -> str | None:
+    """The method name of `<receiver>.<name>(...)` when it is one of `names`."""
+    if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value in names:
+        return call.func.attr.value
+    return None
+
+
+def string_value(node: cst.CSTNode) -> str | None:
+    """The text of a plain string literal (no f-string), else None."""
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def is_cuda_string(node: cst.CSTNode) -> bool:
+    """`"cuda"` or `"cuda:0"`: a literal that names a CUDA device."""
+    value = string_value(node)
+    return value is not None and (value == "cuda" or value.startswith("cuda:"))
+
+
+def class_name_context(ctx, cls: cst.ClassDef | None) -> dict[str, str] | None:
+    """The `context` of a finding inside a Module class (the runtime checker reads it)."""
+    if cls is not None and ctx.is_module_class(cls):
+        return {"class": cls.name.value}
+    return None
+
+
+def first_param(func: cst.FunctionDef) -> str | None:
+    params = [*func.params.posonly_params, *func.params.params]
+    return params[0].name.value if params else None
+
+
+# --- TL401 ----------------------------------------------------------------------------------
+
+
+class DiscardedTensorMove(Rule):
+    """`x.to(device)` as a statement on a tensor: tensors are not moved in place."""
+
+    code = "TL401"
+    name = "discarded-tensor-move"
+    summary = "a tensor's .to()/.cuda()/.float() result is discarded (tensors are not moved in place)"
+    fix_safety = "safe"
+    valid = [
+        "import torch\nx = torch.zeros(3)\nx = x.to('cuda')\n",
+        "import torch.nn as nn\nmodel = nn.Linear(2, 2)\nmodel.to('cuda')\n",
+        "import torch\ndef f(loader, device):\n    for batch in loader:\n        batch.to(device)\n",
+        "def f(x, device):\n    x.to(device)\n",
+        "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        self.cuda()\n        return x\n",
+    ]
+    invalid = [
+        Case(
+            "import torch\nx = torch.zeros(3)\nx.to('cuda')\n",
+            line=3, col=1, fixed="import torch\nx = torch.zeros(3)\nx = x.to('cuda')\n",
+        ),
+        Case(
+            "import torch\ndef f(loader, device):\n    for xb, yb in loader:\n        xb.to(device)\n",
+            line=4,
+        ),
+        Case(
+            "import torch\ndef f(x: torch.Tensor):\n    x.half()\n    return x\n",
+            line=3, fixed="import torch\ndef f(x: torch.Tensor):\n    x = x.half()\n    return x\n",
+        ),
+    ]
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        call = node.value
+        method = method_call(call, MOVE_METHODS)
+        if method is None:
+            return
+        assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+        receiver = call.func.value
+        if not isinstance(receiver, cst.Name):
+            return
+        scope = enclosing_scope(self.ctx)
+        if scope is None:
+            return
+        facts = scope_facts(self.ctx, scope)
+        name = receiver.value
+        if name not in facts.tensors or name in facts.modules:
+            return
+        shown = f"{name}.{method}(...)" if call.args else f"{name}.{method}()"
+        self.report(
+            call,
+            f"{shown} returns a new tensor and the result is discarded (tensors are not moved "
+            f"in place); assign it: {name} = {shown}",
+            fix=PendingFix("safe", (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
+            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
+        )
+
+
+# --- TL402 ----------------------------------------------------------------------------------
+
+# Factories that create a new tensor on the default (CPU) device unless given `device=`.
+CPU_FACTORIES = frozenset(
+    {"zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "eye", "rand", "randn",
+     "randint", "randperm", "tensor"}
+)
+# torch functions whose tensor arguments must share a device.
+_MEETING_TORCH_FUNCS = frozenset(
+    {"where", "maximum", "minimum", "matmul", "mm", "bmm", "einsum", "masked_fill", "gather",
+     "index_select", "lerp", "addmm", "baddbmm", "outer", "cdist", "atan2", "mul", "add", "sub",
+     "div", "max", "min"}
+)
+_CONCAT_FUNCS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack"})
+# Tensor methods whose tensor arguments must be on the receiver's device.
+_MEETING_METHODS = frozenset(
+    {"masked_fill", "masked_fill_", "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_",
+     "matmul", "mm", "bmm", "gather", "index_select", "scatter", "scatter_", "scatter_add",
+     "scatter_add_", "where", "lerp", "lerp_", "maximum", "minimum", "expand_as", "type_as_"}
+)
+# Methods that move a tensor (or may, e.g. a helper that takes the target tensor).
+_MOVING_METHODS = frozenset({"to", "cuda", "type_as", "to_device", "copy_"})
+_PARAM_CTORS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter", "torch.nn.Buffer",
+                          "torch.nn.parameter.Buffer"})
+_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "norm", "amax", "amin", "std", "var",
+                         "all", "any", "argmax", "argmin"})
+_MOVED = object()  # sentinel: the created tensor is moved before anything else happens to it
+
+
+def _moved_to_cpu(expr: cst.BaseExpression, root: cst.BaseExpression) -> bool:
+    """Whether a method chain from `root` to `expr` passes through `.cpu()` or `.to("cpu")`."""
+    current = expr
+    while current is not root:
+        if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute):
+            method = current.func.attr.value
+            if method in ("cpu", "numpy", "tolist"):
+                return True
+            if method == "to" and any(string_value(a.value) == "cpu" for a in current.args):
+                return True
+            current = current.func.value
+        elif isinstance(current, (cst.Subscript, cst.Attribute)):
+            current = current.value
+        else:
+            return False
+    return False
+
+
+class _MethodIndex:
+    """One walk over a method: every node in source order and each node's parent."""
+
+    def __init__(self, func: cst.FunctionDef) -> None:
+        self.nodes: list[cst.CSTNode] = []
+        self.parent: dict[int, cst.CSTNode] = {}
+        stack: list[cst.CSTNode] = [func.body]
+        while stack:
+            node = stack.pop()
+            self.nodes.append(node)
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                continue
+            kids = list(children(node))
+            for kid in kids:
+                self.parent[id(kid)] = node
+            kids.reverse()
+            stack.extend(kids)
+
+    def up(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self.parent.get(id(node))
+
+    def ancestors(self, node: cst.CSTNode):
+        current = self.up(node)
+        while current is not None:
+            yield current
+            current = self.up(current)
+
+
+class _ClassDevices:
+    """What a Module class's attributes are: parameters/buffers and submodules."""
+
+    def __init__(self, ctx, cls: cst.ClassDef) -> None:
+        facts = ctx.class_facts(cls)
+        self.submodules = {attr for attr, q in facts.attr_classes.items() if ctx.index.is_module(q) is True}
+        self.torch_layers = {attr for attr in self.submodules if facts.attr_classes[attr].startswith("torch.")}
+        self.tensors: set[str] = set()
+        for method in facts.methods.values():
+            for small in small_statements(statement_body(method)):
+                value = getattr(small, "value", None)
+                if isinstance(small, (cst.Assign, cst.AnnAssign)) and isinstance(value, cst.Call) and \
+                        ctx.qualname(value.func) in _PARAM_CTORS:
+                    targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                    for target in targets:
+                        attr = is_self_attr(target)
+                        if attr:
+                            self.tensors.add(attr)
+                elif isinstance(small, cst.Expr) and method_call(value, {"register_buffer", "register_parameter"}):
+                    args = positional_args(value)
+                    if args and string_value(args[0].value):
+                        self.tensors.add(string_value(args[0].value) or "")
+
+
+def reachable_methods(ctx, cls: cst.ClassDef, start: str) -> list[tuple[cst.FunctionDef, _MethodIndex]]:
+    """`start` and the methods of the class it calls as `self.<m>(...)`, transitively."""
+    methods = ctx.class_facts(cls).methods
+    out: list[tuple[cst.FunctionDef, _MethodIndex]] = []
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in methods:
+            continue
+        seen.add(name)
+        func = methods[name]
+        index = _MethodIndex(func)
+        out.append((func, index))
+        me = first_param(func)
+        for node in index.nodes:
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
+                    isinstance(node.func.value, cst.Name) and node.func.value.value == me:
+                todo.append(node.func.attr.value)
+    return out
+
+
+class _DeviceFlow:
+    """Which expressions of one method are on the Module's device, and where CPU tensors meet them."""
+
+    def __init__(self, ctx, func: cst.FunctionDef, index: _MethodIndex, cls_devices: _ClassDevices) -> None:
+        self.ctx = ctx
+        self.index = index
+        self.cls = cls_devices
+        self.me = first_param(func)
+        self.params = self._tensor_params(func)
+        self.names: set[str] = set(self.params)
+        self.bindings: dict[str, int] = {}
+        assigns: list[cst.Assign] = []
+        for node in index.nodes:
+            if isinstance(node, cst.Assign):
+                assigns.append(node)
+                for target in node.targets:
+                    self._count_binding(target.target)
+            elif isinstance(node, (cst.AnnAssign, cst.For, cst.NamedExpr, cst.CompFor)):
+                self._count_binding(node.target)
+            elif isinstance(node, cst.AsName):
+                self._count_binding(node.name)
+        for _ in range(2):  # twice: a loop may use a name before the line that binds it
+            for node in assigns:
+                if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and \
+                        self.on_device(node.value):
+                    self.names.add(node.targets[0].target.value)
+
+    def _count_binding(self, target: cst.CSTNode) -> None:
+        if isinstance(target, cst.Name):
+            self.bindings[target.value] = self.bindings.get(target.value, 0) + 1
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._count_binding(element.value)
+        elif isinstance(target, cst.StarredElement):
+            self._count_binding(target.value)
+
+    def _tensor_params(self, func: cst.FunctionDef) -> list[str]:
+        """Parameters that hold tensors: annotated so, or unannotated, without a default and
+        used with an attribute (`x.shape`, `x.view(...)`): an int size never is."""
+        used_attr = {node.value.value for node in self.index.nodes
+                     if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name)}
+        out = []
+        params = [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]
+        for param in params[1:]:
+            annotation = param.annotation.annotation if param.annotation else None
+            if annotation is not None:
+                if is_optional_tensor_annotation(self.ctx, annotation):
+                    out.append(param.name.value)
+            elif param.default is None and param.name.value in used_attr:
+                out.append(param.name.value)
+        return out
+
+    def fix_param(self, func: cst.FunctionDef) -> str | None:
+        """A tensor argument of `forward` without a default, to take the device from."""
+        params = [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]
+        for param in params[1:]:
+            if param.default is not None or param.name.value not in self.params:
+                continue
+            annotation = param.annotation.annotation if param.annotation else None
+            if annotation is None or is_tensor_annotation(self.ctx, annotation):
+                return param.name.value
+        return None
+
+    def _self_attr(self, expr: cst.BaseExpression) -> str | None:
+        return is_self_attr(expr, self.me) if self.me else None
+
+    def is_submodule(self, expr: cst.BaseExpression) -> bool:
+        attr = self._self_attr(expr)
+        return attr is not None and attr in self.cls.submodules
+
+    def is_torch_layer(self, expr: cst.BaseExpression) -> bool:
+        """A submodule that is a torch layer: a project Module may move its inputs itself."""
+        attr = self._self_attr(expr)
+        return attr is not None and attr in self.cls.torch_layers
+
+    def on_device(self, expr: cst.BaseExpression) -> bool:
+        """Whether an expression is a tensor on the Module's device (an input, a parameter,
+        a buffer, a submodule's output, or something computed from them)."""
+        root = tensor_root(expr)
+        if _moved_to_cpu(expr, root):
+            return False
+        if isinstance(root, cst.Name):
+            return root.value in self.names
+        if isinstance(root, cst.Attribute):
+            attr = self._self_attr(root)
+            if attr is not None:
+                return attr in self.cls.tensors
+            return root.attr.value in ("weight", "bias") and self.is_submodule(root.value)
+        if isinstance(root, cst.BinaryOperation):
+            return self.on_device(root.left) or self.on_device(root.right)
+        if isinstance(root, cst.Call):
+            if self.is_submodule(root.func):
+                return True
+            qualname = self.ctx.qualname(root.func) or ""
+            name = torch_function(self.ctx, root)
+            args = positional_args(root)
+            if name is not None and (name in TORCH_TENSOR_OPS or name.endswith("_like")):
+                for arg in args:
+                    value = arg.value
+                    if isinstance(value, (cst.List, cst.Tuple)):
+                        if any(self.on_device(e.value) for e in value.elements):
+                            return True
+                    elif self.on_device(value):
+                        return True
+            if qualname.startswith("torch.nn.functional.") and args:
+                return self.on_device(args[0].value)
+        return False
+
+    # -- where does a CPU tensor go? --
+    def climb(self, node: cst.CSTNode) -> object:
+        """The outermost expression that is still the same CPU tensor (through `.float()`,
+        `[None]`, `* 2`, ...), or `_MOVED` when it is moved, or None when it stops being one."""
+        current = node
+        while True:
+            parent = self.index.up(current)
+            if isinstance(parent, cst.Attribute) and parent.value is current:
+                grand = self.index.up(parent)
+                if isinstance(grand, cst.Call) and grand.func is parent:
+                    method = parent.attr.value
+                    if method in _MOVING_METHODS:
+                        return _MOVED
+                    if method in _REDUCTIONS and not grand.args:
+                        return None  # `t.sum()`: a 0-dim result mixes with CUDA tensors legally
+                    if method in TENSOR_RETURNING_METHODS and not method.startswith("new_"):
+                        current = grand
+                        continue
+                    return current
+                if parent.attr.value in ("T", "mT"):
+                    current = parent
+                    continue
+                return None  # .shape, .device, .dtype: not a tensor any more
+            if isinstance(parent, cst.Subscript) and parent.value is current:
+                if all(isinstance(e.slice, cst.Index) and isinstance(e.slice.value, (cst.Integer, cst.UnaryOperation))
+                       for e in parent.slice):
+                    return None  # `t[0]` may be 0-dim
+                current = parent
+                continue
+            if isinstance(parent, cst.BinaryOperation):
+                other = parent.right if parent.left is current else parent.left
+                if not self.on_device(other):
+                    current = parent
+                    continue
+            return current
+
+    def meets(self, expr: cst.CSTNode) -> bool:
+        """Whether the CPU tensor `expr` meets a tensor on the device right where it is used."""
+        parent = self.index.up(expr)
+        if isinstance(parent, cst.BinaryOperation):
+            other = parent.right if parent.left is expr else parent.left
+            return self.on_device(other)
+        if isinstance(parent, cst.Element):
+            sequence = self.index.up(parent)
+            arg = self.index.up(sequence) if sequence is not None else None
+            call = self.index.up(arg) if isinstance(arg, cst.Arg) else None
+            if isinstance(call, cst.Call) and torch_function(self.ctx, call) in _CONCAT_FUNCS and \
+                    isinstance(sequence, (cst.List, cst.Tuple)):
+                return any(e is not parent and self.on_device(e.value) for e in sequence.elements)
+            return False
+        if isinstance(parent, cst.Arg):
+            call = self.index.up(parent)
+            if not isinstance(call, cst.Call):
+                return False
+            if self.is_torch_layer(call.func):
+                return True
+            others = [a.value for a in call.args if a is not parent and not a.star]
+            if torch_function(self.ctx, call) in _MEETING_TORCH_FUNCS:
+                return any(self.on_device(o) for o in others)
+            if method_call(call, _MEETING_METHODS):
+                assert isinstance(call.func, cst.Attribute)
+                return self.on_device(call.func.value)
+        return False
+
+    def name_meets(self, name: str, binding: cst.CSTNode) -> bool | None:
+        """Whether the tensor bound to a local name meets a device tensor; None when moved."""
+        found = False
+        for node in self.index.nodes:
+            if not (isinstance(node, cst.Name) and node.value == name):
+                continue
+            parent = self.index.up(node)
+            if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.Attribute) and parent.attr is node):
+                continue
+            if isinstance(parent, cst.Subscript) and parent.value is node:
+                holder = self.index.up(parent)
+                if isinstance(holder, cst.AssignTarget):  # t[...] = <device tensor>
+                    assign = self.index.up(holder)
+                    if isinstance(assign, cst.Assign) and self.on_device(assign.value):
+                        found = True
+                    continue
+            if isinstance(parent, cst.AugAssign) and parent.target is node:
+                found = found or self.on_device(parent.value)
+                continue
+            top = self.climb(node)
+            if top is _MOVED:
+                return None
+            if isinstance(top, cst.CSTNode) and self.meets(top):
+                found = True
+        return found
+
+
+def _is_zero_dim(name: str, call: cst.Call) -> bool:
+    """`torch.tensor(1.0)`, `torch.zeros(())`, `torch.full((), v)`: 0-dim, legal beside CUDA."""
+    args = positional_args(call)
+    if name == "tensor":
+        # only a literal list/tuple is surely not a scalar
+        return not (args and isinstance(args[0].value, (cst.List, cst.Tuple, cst.ListComp)))
+    if args and isinstance(args[0].value, (cst.Tuple, cst.List)) and not args[0].value.elements:
+        return True
+    size = keyword_arg(call, "size")
+    return size is not None and isinstance(size.value, (cst.Tuple, cst.List)) and not size.value.elements
+
+
+_GUARD_WORDS = ("is_scripting", "is_tracing", "jit", "onnx", "is_compiling", "device")
+
+
+class TensorCreatedWithoutDevice(Rule):
+    """A factory in forward creates a CPU tensor that meets the Module's tensors."""
+
+    code = "TL402"
+    name = "tensor-created-without-device"
+    summary = "a tensor created in forward without device= meets an input, parameter or buffer"
+    fix_safety = "unsafe"
+    valid = [
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.zeros(x.shape, device=x.device)\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x * torch.tensor(2.0)\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        pos = torch.arange(x.shape[1]).to(x.device)\n        return x + pos\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        n = torch.arange(4).sum().item()\n        return x * n\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.zeros_like(x) + x.new_zeros(x.shape)\n",
+    ]
+    invalid = [
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.randn(x.shape)\n",
+            line=5, col=20,
+            fixed="import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.randn(x.shape, device=x.device)\n",
+            unsafe=True,
+        ),
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.emb = nn.Embedding(10, 4)\n"
+            "    def forward(self, x):\n        pos = torch.arange(x.shape[1])\n        return x + self.emb(pos)\n",
+            line=8,
+        ),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        ctx = self.ctx
+        if not ctx.is_module_class(node) or "forward" not in ctx.class_facts(node).methods:
+            return
+        cls_devices = _ClassDevices(ctx, node)
+        for func, index in reachable_methods(ctx, node, "forward"):
+            flow = _DeviceFlow(ctx, func, index, cls_devices)
+            fix_param = flow.fix_param(func) if func.name.value == "forward" else None
+            for call in index.nodes:
+                if isinstance(call, cst.Call):
+                    self._check_factory(node, func, flow, call, fix_param)
+
+    def _check_factory(self, cls: cst.ClassDef, func: cst.FunctionDef, flow: _DeviceFlow,
+                       call: cst.Call, fix_param: str | None) -> None:
+        name = torch_function(self.ctx, call)
+        if name not in CPU_FACTORIES or not call.args:
+            return
+        if keyword_arg(call, "device") or keyword_arg(call, "out") or has_star_kwargs(call):
+            return
+        if _is_zero_dim(name, call):
+            return
+        for ancestor in flow.index.ancestors(call):
+            if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)) and \
+                    any(w in self.ctx.code_for(ancestor.test) for w in _GUARD_WORDS):
+                return
+            if isinstance(ancestor, cst.With) and any("device" in self.ctx.code_for(i.item) for i in ancestor.items):
+                return  # `with torch.device(...)` sets the default device
+        top = flow.climb(call)
+        if top is _MOVED or not isinstance(top, cst.CSTNode):
+            return
+        hit = flow.meets(top)
+        if not hit:
+            parent = flow.index.up(top)
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and \
+                    isinstance(parent.targets[0].target, cst.Name):
+                target = parent.targets[0].target.value
+                if flow.bindings.get(target, 0) == 1 and target not in flow.names:
+                    hit = flow.name_meets(target, parent) is True
+        if not hit:
+            return
+        where = "forward" if func.name.value == "forward" else f"{func.name.value} (called from forward)"
+        fix = None
+        hint = "pass device=<input>.device"
+        if fix_param is not None:
+            last = call.args[-1]
+            fix = PendingFix("unsafe", (InsertAfter(last.value, f", device={fix_param}.device"),),
+                             f"add device={fix_param}.device")
+            hint = f"pass device={fix_param}.device"
+        self.report(
+            call,
+            f"torch.{name}(...) in {where} creates a CPU tensor that meets the Module's tensors; "
+            f"it fails once the Module is on a GPU: {hint}",
+            fix=fix,
+            context={"class": cls.name.value},
+        )
+
+
+# --- TL403 ----------------------------------------------------------------------------------
+
+# Methods where a Module legitimately moves things: overrides of the moving API itself.
+_MOVING_API = frozenset({"cuda", "to", "cpu", "_apply", "type", "half", "float", "double", "_to"})
+_CUDA_GUARD_WORDS = ("cuda", "gpu", "device", "is_available")
+
+
+class HardcodedDeviceInModule(Rule):
+    """`.cuda()` / `.to("cuda")` / `device="cuda"` inside a Module class."""
+
+    code = "TL403"
+    name = "hardcoded-device-in-module"
+    summary = "a Module hard-codes a CUDA device (.cuda(), .to('cuda'), device='cuda')"
+    valid = [
+        "import torch\nx = torch.zeros(3).cuda()\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        if torch.cuda.is_available():\n            x = x.cuda()\n        return x\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.ones(3, device=x.device)\n",
+        "import torch\nclass Helper:\n    def run(self, x):\n        return x.to('cuda')\n",
+    ]
+    invalid = [
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.ones(3).cuda()\n",
+            line=5, col=20,
+        ),
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        mask = torch.ones(3, device='cuda')\n        return x * mask\n",
+            line=5,
+        ),
+        Case(
+            "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x.to(torch.device('cuda:0'))\n",
+            line=5, col=21,
+        ),
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        what = self._hardcoded(node)
+        if what is None:
+            return
+        cls = self.ctx.enclosing_class()
+        if cls is None or not self.ctx.is_module_class(cls):
+            return
+        for ancestor in reversed(self.ctx.stack):
+            if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)):
+                test = self.ctx.code_for(ancestor.test).lower()
+                if any(w in test for w in _CUDA_GUARD_WORDS):
+                    return
+            elif isinstance(ancestor, cst.BooleanOperation) and isinstance(ancestor.operator, cst.Or):
+                return  # `current_device() or torch.device("cuda")`: a fallback, not a choice
+            elif isinstance(ancestor, cst.FunctionDef) and (
+                    ancestor.name.value in _MOVING_API
+                    or any(w in ancestor.name.value.lower() for w in ("cuda", "gpu", "offload", "device"))):
+                return  # a method whose purpose is device placement
+            elif isinstance(ancestor, cst.ClassDef):
+                break
+        self.report(
+            node,
+            f"{what} inside Module {cls.name.value} hard-codes a CUDA device, so the Module no longer "
+            "runs on the CPU or another GPU; take the device from an input or a buffer "
+            "(x.device, self.<buffer>.device)",
+            context={"class": cls.name.value},
+        )
+
+    def _hardcoded(self, node: cst.Call) -> str | None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "cuda":
+            if self.ctx.qualname(func.value) == "torch":
+                return None
+            return ".cuda()"
+        if self.ctx.qualname(func) == "torch.device":
+            args = positional_args(node)
+            device = keyword_arg(node, "type")
+            value = args[0].value if args else (device.value if device else None)
+            if value is not None and is_cuda_string(value):
+                return f"torch.device({self.ctx.code_for(value)})"
+            return None
+        if isinstance(func, cst.Attribute) and func.attr.value == "to":
+            args = positional_args(node)
+            if args and is_cuda_string(args[0].value):
+                return f'.to({self.ctx.code_for(args[0].value)})'
+        device = keyword_arg(node, "device")
+        if device is not None and is_cuda_string(device.value):
+            return f"device={self.ctx.code_for(device.value)}"
+        return None
+
+
+# --- TL404 ----------------------------------------------------------------------------------
+
+_MOVER_WORDS = ("device", "cuda", "gpu", "move", "to_", "send", "transfer", "prepare")
+
+
+def model_move(ctx, node: cst.CSTNode) -> tuple[str, cst.BaseExpression | None] | None:
+    """(model, device) for `model.to(device)` / `model.cuda()` statements and
+    `model = <...>.to(device)` assignments; the model is a name or `self.<attr>`."""
+    if isinstance(node, cst.Expr):
+        call = node.value
+        target: cst.BaseExpression | None = None
+    elif isinstance(node, cst.Assign) and len(node.targets) == 1:
+        call = node.value
+        target = node.targets[0].target
+    else:
+        return None
+    method = method_call(call, {"to", "cuda"})
+    if method is None:
+        return None
+    assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+    args = positional_args(call)
+    device_arg = keyword_arg(call, "device")
+    device = device_arg.value if device_arg else (args[0].value if args else None)
+    if method == "to" and (device is None or not is_device_expr(ctx, device)):
+        return None  # .to(torch.float16) converts, it does not move
+    name = dotted_name(target if target is not None else call.func.value)
+    if name is None or name.count(".") > 1 or (name.count(".") == 1 and not name.startswith("self.")):
+        return None
+    return name, device
+
+
+def _is_cpu(ctx, device: cst.BaseExpression | None) -> bool:
+    if device is None:
+        return False
+    if isinstance(device, cst.Call) and ctx.qualname(device.func) == "torch.device":
+        args = positional_args(device)
+        device = args[0].value if args else None
+    value = string_value(device) if device is not None else None
+    return value is not None and value.split(":")[0] == "cpu"
+
+
+def _looks_like_model(name: str, facts) -> bool:
+    """A Module by construction, or by name (`model`, `net`, `self.model`)."""
+    last = name.split(".")[-1]
+    if last in facts.tensors or last in facts.batch_names:
+        return False
+    return last in facts.modules or "model" in last.lower() or last.lower() in ("net", "network")
+
+
+class InputNotMoved(Rule):
+    """The model is moved to a device, then called on a data-loader batch that is not."""
+
+    code = "TL404"
+    name = "input-not-moved"
+    summary = "a model moved to a device is called on a data-loader batch that was never moved"
+    valid = [
+        "import torch\ndef train(model, loader, device):\n    model.to(device)\n    for xb, yb in loader:\n        xb, yb = xb.to(device), yb.to(device)\n        model(xb)\n",
+        "import torch\ndef train(model, loader):\n    model.to(torch.float16)\n    for xb, yb in loader:\n        model(xb)\n",
+        "import torch\ndef train(model, loader, device):\n    model.to(device)\n    for batch in loader:\n        model(batch)\n",
+    ]
+    invalid = [
+        Case(
+            "import torch\ndef train(model, loader, device):\n    model.to(device)\n    for xb, yb in loader:\n        out = model(xb)\n",
+            line=5, col=15,
+        ),
+        Case(
+            "import torch\nclass Trainer:\n    def __init__(self, model, device):\n        self.device = device\n        self.model = model.to(device)\n"
+            "    def train(self, loader):\n        for x, y in loader:\n            x, y = x.to(self.device), y.to(self.device)\n            self.model(x)\n"
+            "    def validate(self, loader):\n        for x, y in loader:\n            self.model(x)\n",
+            line=12,
+        ),
+    ]
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._scopes_with_moves: set[int] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # cheap trigger: only scopes that move something get the full analysis
+        if method_call(node, {"to", "cuda"}):
+            scope = enclosing_scope(self.ctx)
+            if scope is not None:
+                self._scopes_with_moves.add(id(scope))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if id(node) in self._scopes_with_moves:
+            self._check_scope(node, {})
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if id(node) in self._scopes_with_moves:
+            self._check_scope(node, {})
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        methods = self.ctx.class_facts(node).methods
+        init = methods.get("__init__")
+        if init is None:
+            return
+        moved: dict[str, int] = {}
+        facts = scope_facts(self.ctx, init)
+        for small in small_statements(statement_body(init)):
+            found = model_move(self.ctx, small)
+            if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
+                    _looks_like_model(found[0], facts):
+                moved[found[0]] = -1
+        if not moved:
+            return
+        results = {name: self._scan(func, moved) for name, func in methods.items() if name != "__init__"}
+        if not any(moves for _, moves in results.values()):
+            return  # no sibling moves its batches: perhaps the loader yields device tensors
+        for name, (unmoved, _) in results.items():
+            for call, model, batch_name in unmoved:
+                if id(methods[name]) in self._scopes_with_moves and \
+                        self._moved_in_scope(methods[name], model):
+                    continue  # the per-function analysis owns this method
+                self._report(call, model, batch_name)
+
+    def _moved_in_scope(self, scope: cst.CSTNode, model: str) -> bool:
+        return any((found := model_move(self.ctx, n)) and found[0] == model for n in scope_nodes(scope))
+
+    def _check_scope(self, scope: cst.CSTNode, pre_moved: dict[str, int]) -> None:
+        unmoved, _ = self._scan(scope, pre_moved)
+        for call, model, batch_name in unmoved:
+            self._report(call, model, batch_name)
+
+    def _scan(self, scope: cst.CSTNode, pre_moved: dict[str, int]) -> tuple[list[tuple[cst.Call, str, str]], bool]:
+        """Model calls on unmoved loader batches in a scope, and whether the scope moves any batch."""
+        ctx = self.ctx
+        facts = scope_facts(ctx, scope)
+        nodes = list(scope_nodes(scope))
+        moved = dict(pre_moved)  # model -> position of the move
+        wrapped: set[str] = set()
+        for position, node in enumerate(nodes):
+            found = model_move(ctx, node)
+            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(found[0], facts):
+                moved.setdefault(found[0], position)
+            if isinstance(node, cst.Assign) and any(
+                    w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
+                for target in node.targets:
+                    name = dotted_name(target.target)
+                    if name:
+                        wrapped.add(name)
+        for model in wrapped:
+            moved.pop(model, None)
+        moves_batches = False
+        unmoved: list[tuple[cst.Call, str, str]] = []
+        if not moved and not pre_moved:
+            return unmoved, moves_batches
+        for position, node in enumerate(nodes):
+            if not isinstance(node, cst.For):
+                continue
+            batch = loader_batch_names(ctx, node, facts.loader_names)
+            if not batch:
+                continue
+            calls, moved_batch = self._loop_uses(node, set(batch), set(moved))
+            moves_batches = moves_batches or bool(moved_batch)
+            for call, model, batch_name in calls:
+                if batch_name not in moved_batch and moved[model] < position:
+                    unmoved.append((call, model, batch_name))
+        return unmoved, moves_batches
+
+    def _loop_uses(self, loop: cst.For, batch: set[str], models: set[str]) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
+        """(model calls with a batch name argument, batch names that are moved) in a loop body."""
+        calls: list[tuple[cst.Call, str, str]] = []
+        moved: set[str] = set()
+        stack: list[cst.CSTNode] = [loop.body]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                continue
+            if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
+                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                for target in targets:
+                    for name in _names_in_target(target):
+                        if name in batch:
+                            moved.add(name)  # rebound: moved, or at least no longer the batch
+            if isinstance(node, cst.Call):
+                func_name = dotted_name(node.func)
+                args = [a.value for a in node.args]
+                arg_names = [a.value for a in args if isinstance(a, cst.Name) and a.value in batch]
+                if func_name in models:
+                    for name in arg_names:
+                        calls.append((node, func_name, name))
+                elif arg_names and any(w in (func_name or self.ctx.code_for(node.func)).lower() for w in _MOVER_WORDS):
+                    moved.update(arg_names)
+                method = method_call(node, {"to", "cuda"})
+                if method and isinstance(node.func.value, cst.Name) and node.func.value.value in batch:
+                    moved.add(node.func.value.value)
+            elif isinstance(node, cst.Expr) and method_call(node.value, MOVE_METHODS):
+                # a discarded `xb.to(device)` (TL401) moves nothing: skip the call itself
+                stack.extend(reversed([a for a in children(node.value)]))
+                continue
+            kids = list(children(node))
+            kids.reverse()
+            stack.extend(kids)
+        # calls where the batch is only passed after being moved inline are not unmoved
+        return calls, moved
+
+    def _report(self, call: cst.Call, model: str, batch_name: str) -> None:
+        self.report(
+            call,
+            f"{model} was moved to a device but is called on {batch_name} from the data loader, which "
+            f"is never moved; move it first: {batch_name} = {batch_name}.to(device)",
+            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
+        )
+
+
+def _names_in_target(target: cst.CSTNode) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for e in target.elements for n in _names_in_target(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _names_in_target(target.value)
+    return []
+
+
+# --- TL405 ----------------------------------------------------------------------------------
+
+_CHECKPOINT_WORDS = ("ckpt", "checkpoint", "state_dict", "weights", "model")
+_NOT_MODEL_WORDS = ("rng", "random", "optim", "sched", "scaler", "sampler", "dataset", "dataloader",
+                    "data_state", "generator", "lr_")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+def _last_string(expr: cst.CSTNode) -> str | None:
+    """The last string literal in a path expression (`os.path.join(d, "model.pt")`)."""
+    found = None
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.SimpleString):
+            value = string_value(node)
+            if value is not None:
+                found = value
+        elif isinstance(node, cst.FormattedString):
+            texts = [p.value for p in node.parts if isinstance(p, cst.FormattedStringText)]
+            if texts and node.parts and isinstance(node.parts[-1], cst.FormattedStringText):
+                found = texts[-1]
+            continue
+        stack.extend(reversed(list(children(node))))
+    return found
+
+
+class TorchLoadWithoutMapLocation(Rule):
+    """`torch.load` of a checkpoint without `map_location`."""
+
+    code = "TL405"
+    name = "torch-load-without-map-location"
+    summary = "torch.load of a model checkpoint without map_location"
+    valid = [
+        "import torch\nstate = torch.load('model.pt', map_location='cpu')\n",
+        "import torch\nstate = torch.load('model.pt', 'cpu')\n",
+        "import torch\nrng_state = torch.load('rng_state.pth')\n",
+        "import torch\ndef f(path, **kw):\n    ckpt = torch.load(path, **kw)\n",
+        "import torch\nstats = torch.load(path)\n",
+    ]
+    invalid = [
+        Case("import torch\nckpt = torch.load(path)\n", line=2, col=8),
+        Case("import torch\nmodel.load_state_dict(torch.load(path))\n", line=2, col=23),
+        Case("import torch\nsd = torch.load('weights.pth', weights_only=True)\n", line=2),
+        Case("import torch\ndef f(m, p):\n    data = torch.load(p)\n    m.load_state_dict(data)\n", line=3),
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.qualname(node.func) not in ("torch.load", "torch.serialization.load"):
+            return
+        if keyword_arg(node, "map_location") or len(positional_args(node)) >= 2 or has_star_kwargs(node):
+            return
+        if any(a.star == "*" for a in node.args):
+            return
+        evidence = self._checkpoint_evidence(node)
+        if evidence is None:
+            return
+        self.report(
+            node,
+            f"torch.load of a model checkpoint ({evidence}) without map_location: a checkpoint saved "
+            "on a GPU fails to load on a CPU-only machine; pass map_location=\"cpu\" (or the target device)",
+            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
+        )
+
+    def _checkpoint_evidence(self, node: cst.Call) -> str | None:
+        """Why this load is a model checkpoint, or None (not one, or RNG/optimizer/data state)."""
+        words: list[str] = []
+        args = positional_args(node)
+        path = args[0].value if args else (keyword_arg(node, "f").value if keyword_arg(node, "f") else None)
+        path_text = _last_string(path) if path is not None else None
+        if path_text:
+            words.append(path_text.lower())
+        if path is not None:
+            words.append(self.ctx.code_for(path).lower())
+        stack = self.ctx.stack
+        parent = stack[-1] if stack else None
+        reasons: list[str] = []
+        bound: str | None = None
+        if isinstance(parent, cst.Arg) and len(stack) >= 2:
+            outer = stack[-2]
+            if method_call(outer, {"load_state_dict"}):
+                receiver = self.ctx.code_for(outer.func.value).lower()
+                words.append(receiver)
+                reasons.append("passed to load_state_dict")
+        elif isinstance(parent, cst.Subscript) and parent.value is node:
+            key = self.ctx.code_for(parent.slice[0]) if parent.slice else ""
+            if "state_dict" in key or "model" in key:
+                reasons.append(f"indexed with {key}")
+        elif isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is node:
+            targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
+            target_text = dotted_name(targets[0]) if len(targets) == 1 else None
+            if target_text:
+                bound = target_text.split(".")[-1]
+                words.append(bound.lower())
+                if any(w in bound.lower() for w in _CHECKPOINT_WORDS):
+                    reasons.append(f"bound to {bound}")
+                elif isinstance(targets[0], cst.Name):
+                    use = self._name_use(targets[0].value)
+                    if use:
+                        words.append(use[1])
+                        reasons.append(use[0])
+        if path_text and path_text.lower().endswith(_CHECKPOINT_SUFFIXES):
+            reasons.append(f"path {path_text}")
+        if not reasons or any(w in text for text in words for w in _NOT_MODEL_WORDS):
+            return None
+        return reasons[0]
+
+    def _name_use(self, name: str) -> tuple[str, str] | None:
+        """How the name a load is bound to is used in its scope: given to `load_state_dict`
+        or indexed with a `state_dict`/`model` key."""
+        scope = enclosing_scope(self.ctx)
+        if scope is None:
+            return None
+        for node in scope_nodes(scope):
+            if method_call(node, {"load_state_dict"}):
+                args = positional_args(node)
+                if args and isinstance(tensor_root(args[0].value), cst.Name) and tensor_root(args[0].value).value == name:
+                    return "passed to load_state_dict", self.ctx.code_for(node.func.value).lower()
+            elif isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and node.value.value == name:
+                key = self.ctx.code_for(node.slice[0]) if node.slice else ""
+                if "state_dict" in key or "model" in key:
+                    return f"indexed with {key}", key.lower()
+        return None
