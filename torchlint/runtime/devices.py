@@ -23,6 +23,7 @@ _aten = torch.ops.aten
 _INDEX_OPS = frozenset({_aten.index.Tensor, _aten.index_put.default, _aten.index_put_.default,
                         _aten._index_put_impl_.default})
 # Cross-device copies are legal: `param.copy_(cpu_tensor)` works on CUDA.
+_LITERAL_OPS = frozenset({_aten.lift_fresh.default, _aten.lift_fresh_copy.default})
 _COPY_OPS = frozenset({_aten.copy_.default, _aten._to_copy.default, _aten.lift_fresh.default,
                        _aten.lift_fresh_copy.default})
 
@@ -106,6 +107,8 @@ class DeviceMixMode(TorchDispatchMode):
     def _tag(self, func: Any, inputs: list[torch.Tensor], result: Any) -> None:
         """Remember which user line made each new CPU tensor (or which tagged tensor it came from)."""
         outputs = [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor) and t.device.type == "cpu"]
+        if func in _LITERAL_OPS:
+            inputs = []  # `torch.tensor([...])`: the input is the literal's constant, not user data
         if not outputs or any(t.device.type == "meta" for t in inputs):
             return
         known = [self._origins[id(t)] for t in inputs if id(t) in self._origins]
