@@ -7,6 +7,7 @@ CLI runs it in worker processes (see `runner.py`); the flake8 plugin calls it di
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import sys
 import tokenize
@@ -26,7 +27,9 @@ from torchlint.rule import (
     PendingFix, Replace, Rule,
 )
 from torchlint.suppress import is_suppressed, skip_file
-from torchlint.walk import child_fields
+from torchlint.walk import FlatTree, set_current_tree, speed_up_node_checks
+
+speed_up_node_checks()
 
 DEFAULT_MAX_FILE_SIZE = 1_000_000
 # CPython itself refuses more than 200 nested brackets; libcst's native parser crashes the
@@ -56,6 +59,8 @@ class FileResult:
     errors: list[str] = field(default_factory=list)  # internal errors (a rule crashed)
     source: str | None = None
     encoding: str = "utf-8"
+    digest: str = ""  # content hash of the file's bytes (for the cache)
+    deps: list[str] = field(default_factory=list)  # index modules the answers depended on
 
 
 class CannotCheck(Exception):
@@ -143,15 +148,22 @@ class _Dispatcher:
             except Exception as exc:  # a rule bug must not cost the other rules or files
                 self.failed[rule.code] = f"{type(exc).__name__}: {exc}"
 
-    def run(self, module: cst.Module) -> None:
+    def run(self, tree: FlatTree) -> None:
+        """Dispatch visit hooks in pre-order and leave hooks in post-order over the flat tree."""
         stack = self.ctx.stack
         by_type = self.by_type
         visit, leave = self.visit, self.leave
         call = self._call
-        fields_of = child_fields
-        node_base = cst.CSTNode
-
-        def walk(node: cst.CSTNode) -> None:
+        ends = tree.ends
+        open_positions: list[int] = []
+        open_leaves: list[list[Any]] = []
+        for position, node in enumerate(tree.nodes):
+            while open_positions and ends[open_positions[-1]] <= position:
+                open_positions.pop()
+                node_leaves = open_leaves.pop()
+                closed = stack.pop()
+                if node_leaves:
+                    call(node_leaves, closed)
             kind = type(node)
             hooks = by_type.get(kind)
             if hooks is None:
@@ -159,19 +171,14 @@ class _Dispatcher:
             if hooks[0]:
                 call(hooks[0], node)
             stack.append(node)
-            for name in fields_of(kind):
-                value = getattr(node, name)
-                if isinstance(value, node_base):
-                    walk(value)
-                elif type(value) is tuple or type(value) is list:
-                    for item in value:
-                        if isinstance(item, node_base):
-                            walk(item)
-            stack.pop()
-            if hooks[1]:
-                call(hooks[1], node)
-
-        walk(module)
+            open_positions.append(position)
+            open_leaves.append(hooks[1])
+        while open_positions:
+            open_positions.pop()
+            node_leaves = open_leaves.pop()
+            closed = stack.pop()
+            if node_leaves:
+                call(node_leaves, closed)
 
 
 def _line_bounds(source: str, offset: int) -> tuple[int, int]:
@@ -278,25 +285,39 @@ def check_source(source: str, path: str, options: Options, index: ProjectIndex |
         # flake8 mode and single-source checks: the index is this file plus configured bases
         index = ProjectIndex(module_bases=options.module_bases)
         index.add(summarize(source, module_name, is_package))
+    index.touched = set()
+    try:
+        _run_rules(result, module, source, path, module_name, is_package, options, index)
+    finally:
+        result.deps = sorted(index.touched - {module_name})
+    return result
+
+
+def _run_rules(result: FileResult, module: cst.Module, source: str, path: str, module_name: str,
+               is_package: bool, options: Options, index: ProjectIndex) -> None:
     ctx = FileContext(path, source, module, module_name, index, is_package)
     rules = [cls(ctx) for cls in rule_classes(options.enabled)]
     dispatcher = _Dispatcher(rules, ctx)
     try:
-        dispatcher.run(module)
+        tree = FlatTree(module)
+        set_current_tree(tree)
+        dispatcher.run(tree)
     except RecursionError:
         if "TL000" in options.enabled:
             result.diagnostics.append(cannot_check(path, CannotCheck("nested too deeply to check")))
-        return result
+        return
+    finally:
+        set_current_tree(None)
     for code, error in dispatcher.failed.items():
         result.errors.append(f"{path}: internal error in rule {code}: {error}")
     pending = [f for f in ctx.findings if f.code not in dispatcher.failed]
     if not pending:
-        return result
+        return
     try:
         diagnostics = resolve(pending, module, source, path)
     except RecursionError:
         result.errors.append(f"{path}: nested too deeply to compute positions")
-        return result
+        return
     if options.honour_noqa:
         lines = source.splitlines()
         diagnostics = [
@@ -308,7 +329,6 @@ def check_source(source: str, path: str, options: Options, index: ProjectIndex |
     for d in diagnostics:
         unique.setdefault((d.code, d.line, d.col), d)
     result.diagnostics = sorted(unique.values(), key=Diagnostic.sort_key)
-    return result
 
 
 def check_file(path: str, options: Options, index: ProjectIndex | None = None,
@@ -334,7 +354,12 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
         return result
     result = check_source(source, path, options, index, module_name)
     result.encoding = encoding
+    result.digest = content_digest(data)
     return result
+
+
+def content_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _raise_recursion_limit() -> None:

@@ -10,6 +10,7 @@ unknown as "do not flag".
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -169,10 +170,26 @@ class ProjectIndex:
         self.modules: dict[str, ModuleSummary] = dict(modules or {})
         self.module_bases = frozenset(module_bases)
         self._status: dict[str, bool | None] = {}
+        # modules whose summaries the answers so far depended on (for the cache); the
+        # memo keeps each answer's own dependencies so that a cached answer still counts
+        self.touched: set[str] = set()
+        self._status_deps: dict[str, frozenset[str]] = {}
 
     def add(self, summary: ModuleSummary) -> None:
         self.modules[summary.module] = summary
         self._status.clear()
+        self._status_deps.clear()
+
+    def fingerprint(self, module: str) -> str:
+        """A stable digest of what the index knows of one module ("-" when absent)."""
+        summary = self.modules.get(module)
+        if summary is None:
+            return "-"
+        parts = [repr(sorted(summary.imports.items()))]
+        for name in sorted(summary.classes):
+            cls = summary.classes[name]
+            parts.append(f"{name}({','.join(cls.bases)}){','.join(sorted(cls.methods))}")
+        return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 
     def resolve_name(self, module: str, dotted: str) -> str | None:
         """Qualify a dotted name as written in `module` (through its imports and classes)."""
@@ -193,6 +210,7 @@ class ProjectIndex:
         if depth > 10:
             return None
         module, _, name = qualname.rpartition(".")
+        self.touched.add(module)
         summary = self.modules.get(module)
         if summary is None:
             # `pkg.mod.Class` reached through an attribute of an imported package
@@ -209,10 +227,16 @@ class ProjectIndex:
         if qualname is None:
             return None
         if qualname in self._status:
+            self.touched |= self._status_deps.get(qualname, frozenset())
             return self._status[qualname]
         self._status[qualname] = None  # cycle guard
-        result = self._compute(qualname)
-        self._status[qualname] = result
+        outer, self.touched = self.touched, set()
+        try:
+            result = self._compute(qualname)
+            self._status[qualname] = result
+            self._status_deps[qualname] = frozenset(self.touched)
+        finally:
+            self.touched = outer | self.touched
         return result
 
     def _compute(self, qualname: str) -> bool | None:

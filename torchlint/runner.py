@@ -13,6 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchlint.cache import Cache, summary_from_json, summary_to_json
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import (
     CannotCheck, FileResult, Options, cannot_check, check_file, check_source, decode,
@@ -55,13 +56,33 @@ def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
     return summarize(text, module_name_for(path), path.endswith("__init__.py"))
 
 
-def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int) -> ProjectIndex:
-    """Index every file of the project (cheap: regular expressions, no parse)."""
+def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int,
+                cache: Cache | None = None) -> ProjectIndex:
+    """Index every file of the project (cheap: regular expressions, no parse); summaries of
+    files whose mtime and size did not change come from the cache."""
     index = ProjectIndex(module_bases=module_bases)
+    stored = cache.load_summaries() if cache is not None else {}
+    fresh: dict[str, list] = {}
     for path in files:
-        summary = summarize_file(path, max_size)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        key = [stat.st_mtime_ns, stat.st_size]
+        entry = stored.get(path)
+        summary = None
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
+            try:
+                summary = summary_from_json(entry[1])
+            except (KeyError, TypeError, ValueError, IndexError):
+                summary = None
+        if summary is None:
+            summary = summarize_file(path, max_size)
         if summary is not None:
             index.add(summary)
+            fresh[path] = [key, summary_to_json(summary)]
+    if cache is not None and fresh != stored:
+        cache.save_summaries(fresh)
     return index
 
 
@@ -162,8 +183,30 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def run(files: list[str], options: Options, index: ProjectIndex, jobs: int,
-        fix_mode: FixMode | None = None) -> list[FileOutcome]:
-    """Check (and fix) files in worker processes; results in the order of `files`."""
+        fix_mode: FixMode | None = None, cache: Cache | None = None) -> list[FileOutcome]:
+    """Check (and fix) files in worker processes; results in the order of `files`.
+
+    With a cache (check mode only), unchanged files are answered from it and only the
+    others are sent to the workers; their results are stored for the next run.
+    """
+    if not files:
+        return []
+    if cache is not None and fix_mode is None:
+        done: dict[str, FileOutcome] = {}
+        for path in files:
+            hit = cache.get(path, index)
+            if hit is not None:
+                done[path] = FileOutcome(hit)
+        todo = [p for p in files if p not in done]
+        for outcome in _run_pool(todo, options, index, jobs, None):
+            done[outcome.result.path] = outcome
+            cache.put(outcome.result, index)
+        return [done[p] for p in files]
+    return _run_pool(files, options, index, jobs, fix_mode)
+
+
+def _run_pool(files: list[str], options: Options, index: ProjectIndex, jobs: int,
+              fix_mode: FixMode | None) -> list[FileOutcome]:
     if not files:
         return []
     def size(p: str) -> int:

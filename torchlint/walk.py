@@ -8,6 +8,7 @@ tokens are never descended into: no rule looks inside them.
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,37 +61,209 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return names
 
 
+_IS_NODE: dict[type, bool] = {}
+_SCOPE_TYPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def _is_node_type(kind: type) -> bool:
+    """Whether a type is a libcst node class (cached: abc isinstance checks are slow)."""
+    answer = _IS_NODE.get(kind)
+    if answer is None:
+        answer = _IS_NODE[kind] = issubclass(kind, cst.CSTNode)
+    return answer
+
+
 def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The meaningful direct children of a node, in source order."""
     for name in child_fields(type(node)):
         value: Any = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            yield value
-        elif isinstance(value, (list, tuple)):
+        kind = type(value)
+        if kind is tuple or kind is list:
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if _is_node_type(type(item)):
                     yield item
+        elif _is_node_type(kind):
+            yield value
 
 
-def descendants(node: cst.CSTNode, skip_scopes: bool = False) -> Iterator[cst.CSTNode]:
+class FlatTree:
+    """The whole tree in pre-order, built by one walk: every subtree is a slice.
+
+    `nodes[i]`'s descendants are `nodes[i + 1 : ends[i]]`. Rules ask for the nodes of a
+    function or class body many times; slicing is what makes that nearly free.
+    """
+
+    __slots__ = ("nodes", "ends", "index", "_by_type")
+
+    def __init__(self, root: cst.CSTNode) -> None:
+        nodes: list[cst.CSTNode] = []
+        ends: list[int] = []
+        index: dict[int, int] = {}
+        fields_of = child_fields
+        is_node = _IS_NODE
+
+        def visit(node: cst.CSTNode) -> None:
+            position = len(nodes)
+            nodes.append(node)
+            ends.append(0)
+            index[id(node)] = position
+            for name in fields_of(type(node)):
+                value = getattr(node, name)
+                kind = type(value)
+                if kind is tuple or kind is list:
+                    for item in value:
+                        item_kind = type(item)
+                        flag = is_node.get(item_kind)
+                        if flag is None:
+                            flag = _is_node_type(item_kind)
+                        if flag:
+                            visit(item)
+                else:
+                    flag = is_node.get(kind)
+                    if flag is None:
+                        flag = _is_node_type(kind)
+                    if flag:
+                        visit(value)
+            ends[position] = len(nodes)
+
+        visit(root)
+        self.nodes = nodes
+        self.ends = ends
+        self.index = index
+        self._by_type: dict[type, list[int]] | None = None
+
+    def positions_of(self, kind: type) -> list[int]:
+        """Pre-order positions of the nodes of exactly this type (index built on first use)."""
+        if self._by_type is None:
+            by_type: dict[type, list[int]] = {}
+            for position, node in enumerate(self.nodes):
+                by_type.setdefault(type(node), []).append(position)
+            self._by_type = by_type
+        return self._by_type.get(kind, [])
+
+    def find_all(self, node: cst.CSTNode, kinds: tuple[type, ...], skip_scopes: bool) -> list[Any] | None:
+        """Descendants of exactly the given concrete types, in pre-order, or None if unknown node."""
+        position = self.index.get(id(node))
+        if position is None:
+            return None
+        end = self.ends[position]
+        found: list[int] = []
+        for kind in kinds:
+            positions = self.positions_of(kind)
+            found.extend(positions[bisect_right(positions, position):bisect_left(positions, end)])
+        if len(kinds) > 1:
+            found.sort()
+        if skip_scopes:
+            # drop what lies inside nested scopes below `node`
+            scopes = [p for p in self._scope_positions() if position < p < end]
+            if scopes:
+                ends = self.ends
+                found = [p for p in found if not any(s < p < ends[s] for s in scopes)]
+        nodes = self.nodes
+        return [nodes[p] for p in found]
+
+    def _scope_positions(self) -> list[int]:
+        out: list[int] = []
+        for kind in _SCOPE_TYPES:
+            out.extend(self.positions_of(kind))
+        out.sort()
+        return out
+
+    def descendants(self, node: cst.CSTNode, skip_scopes: bool = False) -> list[cst.CSTNode] | None:
+        position = self.index.get(id(node))
+        if position is None:
+            return None
+        end = self.ends[position]
+        if not skip_scopes:
+            return self.nodes[position + 1 : end]
+        out = []
+        nodes, ends = self.nodes, self.ends
+        j = position + 1
+        while j < end:
+            current = nodes[j]
+            out.append(current)
+            j = ends[j] if isinstance(current, _SCOPE_TYPES) else j + 1
+        return out
+
+
+# The flat tree of the file being checked. The engine sets it for the duration of one
+# file's check (one file at a time per process) so that every subtree query below is a
+# slice instead of a walk; outside a check, queries walk the tree.
+_current: list[FlatTree | None] = [None]
+
+
+def set_current_tree(tree: FlatTree | None) -> None:
+    _current[0] = tree
+
+
+def descendants(node: cst.CSTNode, skip_scopes: bool = False) -> list[cst.CSTNode]:
     """Every meaningful node below `node` (pre-order), `node` excluded.
 
     With `skip_scopes`, nested function, lambda and class bodies are not entered (the
-    nested `FunctionDef`/`ClassDef`/`Lambda` node itself is still yielded).
+    nested `FunctionDef`/`ClassDef`/`Lambda` node itself is still included).
     """
+    tree = _current[0]
+    if tree is not None:
+        found = tree.descendants(node, skip_scopes)
+        if found is not None:
+            return found
+    out: list[cst.CSTNode] = []
     stack = list(children(node))
     stack.reverse()
-    scope_types = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
     while stack:
         current = stack.pop()
-        yield current
-        if skip_scopes and isinstance(current, scope_types):
+        out.append(current)
+        if skip_scopes and isinstance(current, _SCOPE_TYPES):
             continue
         kids = list(children(current))
         kids.reverse()
         stack.extend(kids)
+    return out
+
+
+def _concrete(node_type: type | tuple[type, ...]) -> tuple[type, ...] | None:
+    """The given types when all are concrete libcst node classes (no subclasses), else None."""
+    kinds = node_type if isinstance(node_type, tuple) else (node_type,)
+    for kind in kinds:
+        if kind.__subclasses__():
+            return None
+    return kinds
 
 
 def find_all(node: cst.CSTNode, node_type: type | tuple[type, ...], skip_scopes: bool = False) -> list[Any]:
     """All descendants of `node` that are instances of `node_type`."""
+    tree = _current[0]
+    if tree is not None:
+        kinds = _concrete(node_type)
+        if kinds is not None:
+            found = tree.find_all(node, kinds, skip_scopes)
+            if found is not None:
+                return found
     return [n for n in descendants(node, skip_scopes) if isinstance(n, node_type)]
+
+
+_NODE_META = type(cst.CSTNode)
+
+
+class _PlainNodeMeta(_NODE_META):  # type: ignore[misc,valid-type]
+    """ABCMeta without the slow path: libcst registers no virtual subclasses, so the plain
+    type checks give the same answers, several times faster for the (common) negative case."""
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        return type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return type.__subclasscheck__(cls, sub)
+
+
+def speed_up_node_checks() -> None:
+    """Make isinstance() against libcst node classes cheap (rules do millions of them)."""
+    pending = [cst.CSTNode]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        if type(kind) is _NODE_META:
+            try:
+                kind.__class__ = _PlainNodeMeta
+            except TypeError:
+                pass
