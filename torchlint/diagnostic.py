@@ -45,8 +45,9 @@ class Diagnostic:
     def fixable(self) -> bool:
         return self.fix is not None
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.line, self.col, self.code)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        cell = self.context.get("cell", 0) if self.context else 0
+        return (self.path, cell or 0, self.line, self.col, self.code)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of a finding."""
@@ -70,8 +71,9 @@ class Diagnostic:
                     {"start": e.start, "end": e.end, "content": e.content} for e in self.fix.edits
                 ],
             }
-        if self.context and "class" in self.context:
-            out["class"] = self.context["class"]
+        for key in ("class", "cell"):
+            if self.context and key in self.context:
+                out[key] = self.context[key]
         if self.runtime is not None:
             out["runtime"] = self.runtime
         return out

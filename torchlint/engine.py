@@ -352,9 +352,57 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
         result = FileResult(path)
         result.diagnostics.append(cannot_check(path, exc))
         return result
+    if path.endswith(".ipynb"):
+        result = check_notebook(source, path, options, index, module_name)
+        result.digest = content_digest(data)
+        return result
     result = check_source(source, path, options, index, module_name)
     result.encoding = encoding
     result.digest = content_digest(data)
+    return result
+
+
+def notebook_source(text: str, path: str) -> Any:
+    """The code cells of a notebook joined into one source (TL000 when it is not readable)."""
+    from torchlint import notebook
+
+    try:
+        return notebook.extract(text)
+    except notebook.NotebookError as exc:
+        raise CannotCheck(f"cannot read notebook: {exc}") from None
+
+
+def to_cells(diagnostics: list[Diagnostic], joined: Any) -> list[Diagnostic]:
+    """Positions in the joined source -> (cell, line in cell); the cell goes into context."""
+    from dataclasses import replace
+
+    from torchlint import notebook
+
+    out = []
+    for d in diagnostics:
+        cell, line = notebook.locate(joined, d.line)
+        end_cell, end_line = notebook.locate(joined, d.end_line)
+        if end_cell != cell:
+            end_line = line
+        context = dict(d.context or {})
+        context["cell"] = cell
+        context["cell_line"] = line
+        out.append(replace(d, line=line, end_line=end_line, context=context))
+    return out
+
+
+def check_notebook(text: str, path: str, options: Options, index: ProjectIndex | None,
+                   module_name: str | None = None) -> FileResult:
+    """Check the code cells of a notebook as one program; positions are per cell."""
+    try:
+        joined = notebook_source(text, path)
+    except CannotCheck as exc:
+        result = FileResult(path, source=None)
+        result.diagnostics.append(cannot_check(path, exc))
+        return result
+    result = check_source(joined.source, path, options, index, module_name, False)
+    result.diagnostics = to_cells(result.diagnostics, joined)
+    result.source = text
     return result
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 DEFAULT_EXCLUDES = (".git", ".venv", "venv", "__pycache__", "build", "dist", ".tox", "node_modules",
                     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".torchlint_cache", ".eggs", ".hg", ".nox")
-SUFFIXES = (".py",)
+SUFFIXES = (".py", ".ipynb")
 
 
 def is_excluded(path: Path, patterns: list[str], root: Path | None) -> bool:

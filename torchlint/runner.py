@@ -16,7 +16,8 @@ from pathlib import Path
 from torchlint.cache import Cache, summary_from_json, summary_to_json
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import (
-    CannotCheck, FileResult, Options, cannot_check, check_file, check_source, decode,
+    CannotCheck, FileResult, Options, cannot_check, check_file, check_notebook, check_source, decode,
+    notebook_source, to_cells,
 )
 from torchlint.fix import fix_source
 from torchlint.project import ModuleSummary, ProjectIndex, module_name_for, summarize
@@ -51,6 +52,8 @@ def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
         return None
     try:
         text, _ = decode(data)
+        if path.endswith(".ipynb"):
+            text = notebook_source(text, path).source
     except CannotCheck:
         return None
     return summarize(text, module_name_for(path), path.endswith("__init__.py"))
@@ -110,16 +113,29 @@ def process_file(path: str, options: Options, index: ProjectIndex, fix_mode: Fix
     first = check_file(path, options, index)
     if first.source is None or not any(d.fix is not None for d in first.diagnostics):
         return FileOutcome(_strip(first))
-    original = first.source
     module_name = module_name_for(path)
+    joined = None
+    if path.endswith(".ipynb"):
+        joined = notebook_source(first.source, path)
+        original = joined.source
+    else:
+        original = first.source
 
     def check(text: str) -> list[Diagnostic]:
-        return check_source(text, path, options, index, module_name).diagnostics
+        return check_source(text, path, options, index, module_name, False if joined else None).diagnostics
 
     outcome = fix_source(original, check, fix_mode.unsafe)
     if outcome.source == original:
         return FileOutcome(_strip(first), dropped=outcome.dropped)
-    final = check_source(outcome.source, path, options, index, module_name)
+    if joined is not None:
+        from torchlint import notebook
+
+        new_text = notebook.write_back(first.source, joined, outcome.source)
+        final = check_notebook(new_text, path, options, index, module_name)
+        outcome.dropped = to_cells(outcome.dropped, joined)
+        original, outcome.source = first.source, new_text
+    else:
+        final = check_source(outcome.source, path, options, index, module_name)
     final.encoding = first.encoding
     diff = "".join(difflib.unified_diff(
         original.splitlines(keepends=True), outcome.source.splitlines(keepends=True),

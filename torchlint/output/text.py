@@ -8,7 +8,9 @@ from torchlint.diagnostic import Diagnostic
 
 
 def format_line(d: Diagnostic) -> str:
-    line = f"{d.path}:{d.line}:{d.col}: {d.code} {d.message}"
+    cell = d.context.get("cell") if d.context else None
+    where = f"{d.path}:cell {cell}:{d.line}:{d.col}" if cell is not None else f"{d.path}:{d.line}:{d.col}"
+    line = f"{where}: {d.code} {d.message}"
     if d.runtime:
         detail = d.runtime.get("detail")
         line += f" [runtime: {d.runtime.get('status')}{': ' + detail if detail else ''}]"
