@@ -939,3 +939,26 @@ def test_class_lookup() -> None:
     found = class_at(classes, 5)
     assert found is not None and found.qualname == "Outer.Inner"
     assert class_at(classes, 7) is None
+
+
+def test_definitions_only_import_failure_says_what_was_left_out(tmp_path: Path) -> None:
+    path = write(tmp_path, "cfg_script.py", '''
+        import torch.nn as nn
+
+        def load_config():
+            return {"dim": 4}
+
+        CONFIG = load_config()
+
+        class Net(nn.Module):
+            dim = CONFIG["dim"]
+
+            def __init__(self):
+                super().__init__()
+                self.layers = [nn.Linear(self.dim, self.dim)]
+    ''')
+    results = confirm([by_hand(path, "TL104", "self.layers", "Net")], paths=[str(path)], timeout=TIMEOUT)
+    runtime = results[0].runtime
+    assert runtime is not None and runtime["status"] == "error"
+    assert runtime["detail"] == ("import failed: NameError: name 'CONFIG' is not defined; loaded definitions "
+                                 "only (the top level runs code, line 6: CONFIG = load_config())")

@@ -541,31 +541,32 @@ class ClassProber:
     def _has_attr(self, attr: str) -> bool:
         return self.instance is not None and attr in vars(self.instance)
 
-    def _verdict_TL104(self, anchor: str, line: int, end_line: int) -> Verdict:
+    def _unregistered_verdict(self, anchor: str, modules: bool) -> Verdict:
+        """TL104 (`modules`) / TL105: does the anchored attribute hold unregistered items?"""
+        what, registry = ("Module", "_modules") if modules else ("Parameter", "_parameters")
+
+        def found(holding: Holdings) -> str:
+            if modules:
+                return holding.layers_text() if holding.modules else ""
+            return holding.params_text() if holding.params else ""
+
         attr, holding = self._holding_for(anchor)
         if attr is None:
-            holding = self._root_totals()
-            if holding.modules:
-                return CONFIRMED, holding.layers_text()
-            return NOT_REPRODUCED, "every Module the instance holds is registered"
-        if holding is not None and holding.modules:
-            return CONFIRMED, holding.layers_text()
-        if not self._has_attr(attr) and self.instance is not None and attr not in self.instance._modules:
+            text = found(self._root_totals())
+            if text:
+                return CONFIRMED, text
+            return NOT_REPRODUCED, f"every {what} the instance holds is registered"
+        if holding is not None and found(holding):
+            return CONFIRMED, found(holding)
+        if self.instance is not None and not self._has_attr(attr) and attr not in getattr(self.instance, registry):
             return NOT_REPRODUCED, f"after construction the instance has no attribute {attr}"
-        return NOT_REPRODUCED, f"the Modules in self.{attr} are registered"
+        return NOT_REPRODUCED, f"the {what}s in self.{attr} are registered"
+
+    def _verdict_TL104(self, anchor: str, line: int, end_line: int) -> Verdict:
+        return self._unregistered_verdict(anchor, modules=True)
 
     def _verdict_TL105(self, anchor: str, line: int, end_line: int) -> Verdict:
-        attr, holding = self._holding_for(anchor)
-        if attr is None:
-            holding = self._root_totals()
-            if holding.params:
-                return CONFIRMED, holding.params_text()
-            return NOT_REPRODUCED, "every Parameter the instance holds is registered"
-        if holding is not None and holding.params:
-            return CONFIRMED, holding.params_text()
-        if not self._has_attr(attr) and self.instance is not None and attr not in self.instance._parameters:
-            return NOT_REPRODUCED, f"after construction the instance has no attribute {attr}"
-        return NOT_REPRODUCED, f"the Parameters in self.{attr} are registered"
+        return self._unregistered_verdict(anchor, modules=False)
 
     def _verdict_TL106(self, anchor: str, line: int, end_line: int) -> Verdict:
         attr, holding = self._holding_for(anchor)

@@ -42,6 +42,7 @@ CODE_NAMES = {
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", ".tox",
                         ".mypy_cache", ".pytest_cache", "build", "dist"})
 _POLL_SECONDS = 0.05
+TORCH_IMPORT_SECONDS = 120.0
 
 
 @dataclass
@@ -326,16 +327,23 @@ class _Runner:
             process = subprocess.Popen(
                 [sys.executable, "-m", "torchlint.runtime.worker", stem + ".request.json", events_path],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                cwd=job.sys_path[0], env=self.env, start_new_session=(os.name == "posix"))
+                # start in our own empty directory: the worker's own imports must not pick
+                # up a user's `json.py`; it changes to the user's directory before importing
+                cwd=self.workdir, env=self.env, start_new_session=(os.name == "posix"))
             events: list[dict[str, Any]] = []
             offset = 0
-            deadline = time.monotonic() + self.timeout + self.grace + 10.0  # torch import time
+            # importing torch is not user code: a loaded machine may take long, and the
+            # user's timeout only starts once the worker is ready to import the user's file
+            deadline = time.monotonic() + max(TORCH_IMPORT_SECONDS, self.timeout + self.grace)
             killed = False
             while True:
                 new, offset = _read_events(events_path, offset)
                 if new:
                     events += new
-                    deadline = time.monotonic() + self.timeout + self.grace
+                    if new[-1].get("event") == "started":
+                        deadline = time.monotonic() + max(TORCH_IMPORT_SECONDS, self.timeout + self.grace)
+                    else:
+                        deadline = time.monotonic() + self.timeout + self.grace
                     for event in new:
                         if event.get("event") == "class-start":
                             self.progress.show(f"{job.module}.{event.get('qualname')}")
@@ -381,10 +389,10 @@ class _Runner:
                 reason = early_end or "the worker stopped before importing the file"
                 self._fail_all(outcome, remaining, f"{reason} while importing the file")
                 break
+            loaded_as = imported[0].get("loaded_as") or loaded_as
             if not imported[0].get("ok"):
                 self._import_failed(outcome, remaining, imported[0])
                 break
-            loaded_as = imported[0].get("loaded_as") or loaded_as
             started: str | None = None
             by_name = {c.qualname: c for c in remaining}
             for event in events:

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from types import FrameType, ModuleType
 from typing import Any
 
+from torchlint.runtime.loader import TopLevelPlan, plan_import
+
 
 class Channel:
     """Append-only JSON-lines events, one atomic write each."""
@@ -56,24 +58,23 @@ def step_timeout(seconds: float, error: type[BaseException]) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def load_module(path: str, module_name: str, sys_path: list[str]) -> tuple[ModuleType, str]:
-    """Import the user's file under its dotted name; a script becomes definitions only.
+def read_plan(path: str) -> TopLevelPlan:
+    """How to import the file: as is, or only its definitions (see `loader.plan_import`)."""
+    with open(path, "rb") as handle:
+        source = handle.read().decode("utf-8-sig", errors="replace")
+    return plan_import(source, path)
 
-    Returns the module and, when only its definitions were loaded, why.
-    """
-    from torchlint.runtime.loader import plan_import
 
+def load_module(path: str, module_name: str, sys_path: list[str], plan: TopLevelPlan) -> ModuleType:
+    """Import the user's file under its dotted name (parents first, so relative imports work)."""
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    with open(path, "rb") as handle:
-        source = handle.read().decode("utf-8-sig", errors="replace")
-    plan = plan_import(source, path)
     package, _, _ = module_name.rpartition(".")
     if package:
         importlib.import_module(package)  # parents first, so relative imports resolve
         if module_name in sys.modules and not plan.definitions_only:
-            return sys.modules[module_name], ""  # the package already imported it
+            return sys.modules[module_name]  # the package already imported it
     search = [os.path.dirname(path)] if os.path.basename(path) == "__init__.py" else None
     spec = importlib.util.spec_from_file_location(module_name, path, submodule_search_locations=search)
     if spec is None or spec.loader is None:
@@ -89,10 +90,7 @@ def load_module(path: str, module_name: str, sys_path: list[str]) -> tuple[Modul
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
-    reason = ""
-    if plan.definitions_only:
-        reason = f"loaded definitions only (the top level runs code, {plan.reason})"
-    return module, reason
+    return module
 
 
 def find_class(module: ModuleType, qualname: str) -> Any:
@@ -166,14 +164,22 @@ def main(argv: list[str]) -> int:
     from torchlint.runtime.probes import StepTimeout, short_error
 
     channel.emit("import-start", torch_seconds=round(time.monotonic() - started, 2))
+    loaded_as = ""
     try:
+        plan = read_plan(request["path"])
+        if plan.definitions_only:
+            loaded_as = f"loaded definitions only (the top level runs code, {plan.reason})"
+        if request["sys_path"]:
+            os.chdir(request["sys_path"][0])  # user code may open files relative to its project
         with step_timeout(float(request["timeout"]), StepTimeout):
-            module, loaded_as = load_module(request["path"], request["module"], request["sys_path"])
+            module = load_module(request["path"], request["module"], request["sys_path"], plan)
     except StepTimeout:
-        channel.emit("import", ok=False, error=f"timed out after {float(request['timeout']):g} s")
+        channel.emit("import", ok=False, error=f"timed out after {float(request['timeout']):g} s",
+                     loaded_as=loaded_as)
         return 0
     except BaseException as exc:
-        channel.emit("import", ok=False, error=short_error(exc), error_type=type(exc).__name__)
+        channel.emit("import", ok=False, error=short_error(exc), error_type=type(exc).__name__,
+                     loaded_as=loaded_as)
         return 0
     channel.emit("import", ok=True, loaded_as=loaded_as)
     probe_classes(request, module, channel)
