@@ -78,10 +78,12 @@ class UnknownTorchAttribute(Rule):
         else:
             return
         attr = node.attr.value
-        if attr in real or attr.startswith("__"):
+        if attr in real or attr.startswith("__") or attr in self._probed_names():
             return
         prefix = ctx.code_for(owner)
-        matches = closest(attr, real)
+        # a name that differs only in case (`nn.Relu`) has one obvious correction
+        same = [m for m in real if m.lower() == attr.lower() and not m.startswith("_")]
+        matches = same if len(same) == 1 else closest(attr, real)
         hint = f"; did you mean `{prefix}.{matches[0]}`?" if matches else ""
         fix = None
         if len(matches) == 1:
@@ -91,6 +93,24 @@ class UnknownTorchAttribute(Rule):
             f"`{prefix}.{attr}` does not exist in torch {ctx.names.version} ({'torch.nn' if label == 'nn' else 'torch.nn.functional'}){hint}",
             fix=fix,
         )
+
+    def _probed_names(self) -> frozenset[str]:
+        """Names the file tests with `hasattr(x, "name")`: code written for other torch
+        versions (`if hasattr(F, "scaled_dot_product_attention"): ...`)."""
+        cached = getattr(self, "_probed", None)
+        if cached is None:
+            from torchlint.walk import descendants
+
+            found = set()
+            for node in descendants(self.ctx.module):
+                if (isinstance(node, cst.Call) and isinstance(node.func, cst.Name)
+                        and node.func.value == "hasattr" and len(node.args) >= 2
+                        and isinstance(node.args[1].value, cst.SimpleString)):
+                    value = node.args[1].value.evaluated_value
+                    if isinstance(value, str):
+                        found.add(value)
+            cached = self._probed = frozenset(found)
+        return cached
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

@@ -352,7 +352,13 @@ class SuperWrongClass(Rule):
 
 # --- TL104 / TL105 --------------------------------------------------------------------------
 
-_MODULE_ATTRIBUTE_NAMES = None
+# Names a ModuleDict/ParameterDict key cannot take besides nn.Module's own attributes: the
+# containers' dict methods and the `training` flag (`nn.ModuleDict({"keys": ...})` raises
+# KeyError "attribute 'keys' already exists"; checked against torch 2.13).
+_CONTAINER_ATTRIBUTE_NAMES = frozenset(
+    {"clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem", "setdefault",
+     "training", "update", "values"}
+)
 
 
 def _valid_dict_keys(ctx, node: cst.Dict) -> bool:
@@ -363,7 +369,7 @@ def _valid_dict_keys(ctx, node: cst.Dict) -> bool:
         key = element.key.evaluated_value
         if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
             return False
-        if key in ctx.names.module_attributes:
+        if key in ctx.names.module_attributes or key in _CONTAINER_ATTRIBUTE_NAMES:
             return False
     return True
 
@@ -437,6 +443,18 @@ class _PlainContainerRule(Rule):
         registered_elsewhere = False
         smalls = list(small_statements(statement_body(func), into_defs=False))
         for small in smalls:
+            # `self.convs += [nn.Conv2d(...)]` fills a container like `.extend` does
+            if isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign):
+                holder = is_self_attr(small.target, me) or (
+                    small.target.value if isinstance(small.target, cst.Name) else None
+                )
+                if holder and self._items_of(small.value, item_locals) is True:
+                    if holder in local_containers:
+                        local_containers[holder] = True
+                    if holder in self_containers:
+                        s, v, _ = self_containers[holder]
+                        self_containers[holder] = (s, v, True)
+                continue
             if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
                 targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
                 value = small.value
@@ -487,7 +505,11 @@ class _PlainContainerRule(Rule):
                         s, v, _ = self_containers[holder]
                         self_containers[holder] = (s, v, True)
                 continue
-            if qual.startswith("torch.nn.") or (isinstance(func_expr, cst.Name) and func_expr.value == "setattr") or (
+            # nn.init.* / F.* take a layer or tensor without registering it anywhere
+            registers = qual.startswith("torch.nn.") and not qual.startswith(
+                ("torch.nn.init.", "torch.nn.functional.")
+            )
+            if registers or (isinstance(func_expr, cst.Name) and func_expr.value == "setattr") or (
                 isinstance(func_expr, cst.Attribute) and func_expr.attr.value in _REGISTERING_METHODS
             ) or ctx.expr_is_module_class(func_expr) is True:
                 if isinstance(func_expr, cst.Name) and func_expr.value == "setattr" or (
@@ -634,6 +656,14 @@ TENSOR_FACTORIES = frozenset(
 )
 
 
+# tensor methods whose result is a Python value, not a tensor
+_NON_TENSOR_RESULTS = frozenset(
+    {"tolist", "item", "numpy", "size", "dim", "ndimension", "numel", "nelement", "element_size",
+     "data_ptr", "stride", "storage_offset", "get_device", "untyped_storage", "storage", "equal",
+     "allclose", "__len__", "__repr__"}
+)
+
+
 class TensorAttributeNotBuffer(Rule):
     """A tensor stored as a plain attribute in __init__ does not follow .to(device)."""
 
@@ -668,6 +698,8 @@ class TensorAttributeNotBuffer(Rule):
         registered = self._registered_names(node)
         methods = {s.name.value: s for s in statement_body(node) if isinstance(s, cst.FunctionDef)}
         self._used = self._attributes_read(node, init)
+        self._init = init
+        self._before_init = self._statements_before_parent_init(node, init)
         todo, seen = [init], set()
         while todo:
             func = todo.pop()
@@ -698,6 +730,49 @@ class TensorAttributeNotBuffer(Rule):
                             out.add(attr)
         return out
 
+    @staticmethod
+    def _statements_before_parent_init(cls: cst.ClassDef, init: cst.FunctionDef) -> set[int] | None:
+        """ids of the simple statements of __init__ that run before the parent init call;
+        None when __init__ never calls it (register_buffer would then raise)."""
+        call = find_parent_init(init, cls.name.value)
+        if call is None:
+            return None
+        before: set[int] = set()
+        for small in small_statements(statement_body(init)):
+            if any(n is call for n in descendants(small)):
+                return before
+            before.add(id(small))
+        return before
+
+    @staticmethod
+    def _is_scalar(expr: cst.BaseExpression) -> bool:
+        """A Python number expression: `1e-6`, `-1`, `dim ** -0.5`, `math.log(10)`, `float(t)`."""
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return True
+        if isinstance(expr, cst.Name):
+            return expr.value in ("True", "False")
+        if isinstance(expr, cst.UnaryOperation):
+            return TensorAttributeNotBuffer._is_scalar(expr.expression)
+        if isinstance(expr, cst.BinaryOperation):
+            sides = (expr.left, expr.right)
+            if any(isinstance(e, (cst.List, cst.Tuple, cst.ListComp, cst.Subscript)) for e in sides):
+                return False
+            return any(TensorAttributeNotBuffer._is_scalar(e) for e in sides)
+        if isinstance(expr, cst.Call):
+            name = dotted_name(expr.func) or ""
+            return name in ("float", "int", "bool") or name.startswith("math.")
+        return False
+
+    def _is_zero_dim(self, expr: cst.BaseExpression) -> bool:
+        """`torch.tensor(<number>)`: a 0-dim CPU tensor mixes with tensors on any device."""
+        return (
+            isinstance(expr, cst.Call)
+            and self.ctx.qualname(expr.func) in ("torch.tensor", "torch.as_tensor")
+            and bool(expr.args)
+            and expr.args[0].keyword is None
+            and self._is_scalar(expr.args[0].value)
+        )
+
     def _registered_names(self, cls: cst.ClassDef) -> set[str]:
         out = set()
         for node in descendants(cls.body):
@@ -713,6 +788,13 @@ class TensorAttributeNotBuffer(Rule):
         ctx = self.ctx
         if isinstance(expr, cst.Name):
             return expr.value in tensor_locals
+        # arithmetic on a tensor and indexing into one give tensors too
+        if isinstance(expr, cst.BinaryOperation):
+            return self.is_tensor_expr(expr.left, tensor_locals) or self.is_tensor_expr(expr.right, tensor_locals)
+        if isinstance(expr, cst.UnaryOperation) and not isinstance(expr.operator, cst.Not):
+            return self.is_tensor_expr(expr.expression, tensor_locals)
+        if isinstance(expr, cst.Subscript):
+            return self.is_tensor_expr(expr.value, tensor_locals)
         if not isinstance(expr, cst.Call):
             return False
         qual = ctx.qualname(expr.func) or ""
@@ -725,6 +807,8 @@ class TensorAttributeNotBuffer(Rule):
                 return any(self.is_tensor_expr(a, tensor_locals) for a in args)
             return False
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ctx.names.tensor_methods:
+            if expr.func.attr.value in _NON_TENSOR_RESULTS or expr.func.attr.value.startswith("is_"):
+                return False
             return self.is_tensor_expr(expr.func.value, tensor_locals)
         return False
 
@@ -741,14 +825,18 @@ class TensorAttributeNotBuffer(Rule):
                         tensor_locals.add(target.value)
                     else:
                         tensor_locals.discard(target.value)
-            if not is_tensor:
+            if not is_tensor or self._is_zero_dim(small.value):
                 continue
             for target in targets:
                 attr = is_self_attr(target, me)
                 if attr is None or attr in registered or attr not in self._used:
                     continue
                 fix = None
-                if len(targets) == 1:
+                # register_buffer needs nn.Module.__init__ to have run first
+                can_register = self._before_init is not None and not (
+                    func is self._init and id(small) in self._before_init
+                )
+                if len(targets) == 1 and can_register:
                     value = self.ctx.code_for(small.value)
                     fix = PendingFix(
                         "safe",
@@ -862,6 +950,10 @@ def edit_distance(a: str, b: str, limit: int = 3) -> int:
     return min(previous[-1], limit)
 
 
+# real words within edit distance 2 of "forward": method names chosen on purpose
+_FORWARD_LOOKALIKE_WORDS = frozenset({"toward", "towards", "onward", "onwards", "coward", "foreword", "forwarded"})
+
+
 class MisspelledForward(Rule):
     """A Module has no forward but has a method whose name is a misspelling of it."""
 
@@ -887,13 +979,15 @@ class MisspelledForward(Rule):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self.ctx.is_module_class(node) or self.ctx.class_defines(node, "forward") is not False:
             return
+        if self._forward_provided_otherwise(node):
+            return
         for stmt in statement_body(node):
             if not isinstance(stmt, cst.FunctionDef):
                 continue
             name = stmt.name.value
-            if name.startswith("_") or name == "forward":
+            if name.startswith("_") or name == "forward" or name.lower() in _FORWARD_LOOKALIKE_WORDS:
                 continue
-            if edit_distance(name.lower(), "forward") <= 2:
+            if edit_distance(name.lower(), "forward") <= 2 and not self._called_by_name(name):
                 self.report(
                     stmt,
                     f"{node.name.value} defines no forward() but defines {name}(); calling the Module raises "
@@ -902,3 +996,27 @@ class MisspelledForward(Rule):
                     context={"class": node.name.value},
                 )
                 return
+
+    @staticmethod
+    def _forward_provided_otherwise(cls: cst.ClassDef) -> bool:
+        """`forward = foward` in the class body, `self.forward = ...`, or an own __call__:
+        calling the Module does not reach the missing forward."""
+        for stmt in statement_body(cls):
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__call__":
+                return True
+        for small in small_statements(statement_body(cls), into_defs=True):
+            if isinstance(small, (cst.Assign, cst.AnnAssign)):
+                targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                for target in targets:
+                    if isinstance(target, cst.Name) and target.value == "forward":
+                        return True
+                    if isinstance(target, cst.Attribute) and target.attr.value == "forward":
+                        return True
+        return False
+
+    def _called_by_name(self, name: str) -> bool:
+        """Whether the file uses `.name` somewhere: a method called by its own name was named
+        on purpose (a helper of the subclasses' forward), not a misspelt forward."""
+        return any(
+            isinstance(n, cst.Attribute) and n.attr.value == name for n in descendants(self.ctx.module)
+        )
