@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 # flake8's own pattern, in spirit: "# noqa", "# NOQA", "# noqa: TL104, TL2", "#noqa:TL104"
-_NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z][0-9]+(?:[,\s]+[A-Z][0-9]+)*))?", re.I)
-_CODE = re.compile(r"[A-Z][0-9]+", re.I)
+_NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.I)
+_CODE = re.compile(r"[A-Z]+[0-9]+", re.I)
 _SKIP_FILE = re.compile(r"#\s*torchlint\s*:\s*skip-file\b")
 
 
