@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install fuzz corpus-check bench clean
+.PHONY: demo test install fuzz bench corpus-check clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,28 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# Findings on the fixtures (exit 0 on purpose: they are there to be found), then the same
+# run with the runtime checker confirming them with real torch.
 demo: $(STAMP)
-	$(BIN)/torchlint check --exit-zero fixtures/
+	$(BIN)/torchlint check --no-cache --exit-zero fixtures/
+	@echo
+	@echo "== the same, confirmed at runtime (torch on CPU / meta device) =="
+	$(BIN)/torchlint check --no-cache --exit-zero --runtime --select TL1,TL2,TL303,TL402,TL403 fixtures/
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Long fuzzing run (the default test run has a small budget).
+fuzz: $(STAMP)
+	TORCHLINT_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_fuzz.py -q
+
+# Speed against the libcst parse floor and TorchFix (downloads pinned wheels).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+# Every fix applied to copies of timm and transformers: must still parse and compile.
+corpus-check: $(STAMP)
+	$(BIN)/python scripts/corpus_check.py
+
 clean:
-	rm -rf $(VENV) .torchlint_cache build *.egg-info
+	rm -rf $(VENV) .torchlint_cache .bench build *.egg-info
