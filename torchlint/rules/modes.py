@@ -1,0 +1,503 @@
+"""TL3xx: train/eval mode and the training loop."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
+from torchlint.facts import (
+    Event, ScopeFacts, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
+    owner_class, scope_facts, self_attr_values, uses_torch,
+)
+from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
+from torchlint.walk import descendants
+
+_PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
+_MODE_KINDS = ("eval", "train", "either")
+_LOSS_FREE = ("Loss", "Identity", "ReLU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax", "Flatten")
+
+
+class _ScopeRule(Rule):
+    """A rule that looks at whole scopes: each function body, and the module's top level."""
+
+    def visit_Module(self, node: cst.Module) -> None:
+        if uses_torch(self.ctx):
+            self.check_scope(node, scope_facts(self.ctx, node))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if uses_torch(self.ctx):
+            self.check_scope(node, scope_facts(self.ctx, node))
+
+    def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
+        raise NotImplementedError
+
+
+def _last_mode(facts: ScopeFacts, key: str, before: int, after: int = 0) -> str | None:
+    """The last train/eval switch on `key` (or on an unknown receiver) between two points."""
+    last = None
+    for event in facts.events:
+        if event.order >= before:
+            break
+        if event.order <= after or event.kind not in _MODE_KINDS:
+            continue
+        if event.key is None or keys_match(event.key, key):
+            last = "eval" if event.key is None else event.kind
+    return last
+
+
+def _model_like(key: str) -> bool:
+    last = key.rsplit(".", 1)[-1].lower()
+    return "model" in last or last in ("net", "network", "module") or last.endswith("_net")
+
+
+class EvalWithoutEvalMode(_ScopeRule):
+    """A Module is run for evaluation (no_grad / after training) while still in training mode."""
+
+    code = "TL301"
+    name = "eval-without-eval-mode"
+    summary = "a Module is evaluated under no_grad (or after training) without .eval()"
+    valid = [
+        _PRELUDE + "model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\nmodel.eval()\n"
+        "with torch.no_grad():\n    y = model(torch.ones(1, 2))\n",
+        _PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n",
+        _PRELUDE + "class Net(nn.Module):\n    @torch.no_grad()\n    def generate(self, x):\n        return self(x)\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\n"
+             "with torch.no_grad():\n    y = model(torch.ones(1, 2))\n", line=6, col=1),
+        Case(_PRELUDE + "@torch.no_grad()\ndef predict(x):\n    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\n"
+             "    return net(x)\n", line=6),
+    ]
+
+    def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
+        ctx = self.ctx
+        if isinstance(scope, cst.FunctionDef):
+            cls = owner_class(ctx, scope)
+            if cls is not None and ctx.class_facts(cls).is_module is not False:
+                return  # Module methods (generate, ...) run under no_grad by design
+            if any(isinstance(n, cst.ClassDef) for n in ctx.stack):
+                if cls is None:
+                    return
+        reported: set[int] = set()
+        training_loops = facts.innermost(facts.training_loops())
+        trained = self._trained_models(facts, training_loops)
+        # form 1: a call under no_grad of a Module known to be in training mode
+        for event in facts.events:
+            if event.kind != "module_call" or event.no_grad is None or event.key is None or event.via is not None:
+                continue
+            guard = event.no_grad
+            if id(guard) in reported or not self._in_train_mode(facts, event, trained):
+                continue
+            reported.add(id(guard))
+            what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
+            self.report(guard, f"{event.key} is called in a {what} but is still in training mode (Dropout stays "
+                        f"random, BatchNorm updates its statistics): call {event.key}.eval() first")
+        # form 2: after a training loop, a loop over another loader calls the model, no .eval() between
+        for loop in training_loops:
+            end = facts.loop_end[id(loop)]
+            text = loop_iter_text(ctx, loop)
+            for key in trained.get(id(loop), ()):
+                for other in facts.loops:
+                    if (facts.loop_start[id(other)] <= end or facts.loop_contains(other, loop)
+                            or loop_iter_text(ctx, other) in (None, text)
+                            or facts.in_loop(other, ("backward", "step"))):
+                        continue
+                    calls = [e for e in facts.in_loop(other, ("module_call",))
+                             if e.key == key and e.no_grad is None and e.via is None]
+                    if not calls or id(calls[0].node) in reported:
+                        continue
+                    call = calls[0]
+                    if _last_mode(facts, key, call.order, after=end) is not None:
+                        continue
+                    reported.add(id(call.node))
+                    self.report(call.node, f"{key} was trained above and is now run over another loader while "
+                                f"still in training mode: call {key}.eval() before this loop (and "
+                                f"{key}.train() before training again)")
+
+    def _trained_models(self, facts: ScopeFacts, loops: list[cst.CSTNode]) -> dict[int, set[str]]:
+        """For each training loop: the models it trains (called in it, outside no_grad, with evidence)."""
+        optimized = optimized_models(self.ctx)
+        out: dict[int, set[str]] = {}
+        for loop in loops:
+            keys = set()
+            for event in facts.in_loop(loop, ("module_call",)):
+                key = event.key
+                if key is None or event.no_grad is not None or event.via is not None:
+                    continue
+                if key in optimized or _model_like(key) or any(
+                        e.kind == "train" and e.key == key for e in facts.events):
+                    keys.add(key)
+            out[id(loop)] = keys
+        return out
+
+    def _in_train_mode(self, facts: ScopeFacts, call: Event, trained: dict[int, set[str]]) -> bool:
+        """Whether the model of `call` is known to be in training mode at the call."""
+        key = call.key
+        assert key is not None
+        known = False
+        for event in facts.events:
+            if event.order >= call.order:
+                break
+            if event.kind == "bind_module" and event.key == key and self._mode_dependent(event.node):
+                known = True
+            elif event.kind == "bind" and event.key == key:
+                known = False  # rebound to something else
+            elif event.kind == "train" and event.key == key:
+                known = True
+        if not known:
+            for loop in facts.innermost(facts.training_loops()):
+                if facts.loop_end[id(loop)] < call.order and key in trained.get(id(loop), ()):
+                    known = True
+        return known and _last_mode(facts, key, call.order) in (None, "train")
+
+    def _mode_dependent(self, assign: cst.CSTNode) -> bool:
+        """A Module built here may behave differently in eval mode (not a loss or an activation)."""
+        value = getattr(assign, "value", None)
+        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Call):
+            value = value.func.value
+        if not isinstance(value, cst.Call):
+            return False
+        qualname = self.ctx.qualname(value.func) or ""
+        if qualname.startswith("torch.nn."):
+            last = qualname.rsplit(".", 1)[-1]
+            return not any(part in last for part in _LOSS_FREE)
+        return True
+
+
+class TrainModeNotRestored(_ScopeRule):
+    """A training loop switches the model to eval mode and never back to train mode."""
+
+    code = "TL302"
+    name = "train-mode-not-restored"
+    summary = "a training loop calls .eval() but never .train() again"
+    valid = [
+        _PRELUDE + "def fit(model, opt, loader, val):\n    for epoch in range(3):\n        model.train()\n"
+        "        for x, y in loader:\n            opt.zero_grad()\n            model(x).sum().backward()\n"
+        "            opt.step()\n        model.eval()\n        evaluate(model, val)\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "def fit(model, opt, loader, val):\n    model.train()\n    for epoch in range(3):\n"
+             "        for x, y in loader:\n            opt.zero_grad()\n            model(x).sum().backward()\n"
+             "            opt.step()\n        model.eval()\n        evaluate(model, val)\n", line=7, col=5),
+    ]
+
+    def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
+        reported: set[int] = set()
+        optimized = optimized_models(self.ctx)
+        for event in facts.events:
+            if event.kind != "eval" or event.key is None or not event.loops:
+                continue
+            # the innermost loop around the switch that also holds an optimizer step
+            loop = next((l for l in reversed(event.loops)
+                         if any(not e.nested for e in facts.in_loop(l, ("step", "closure_step")))
+                         and facts.in_loop(l, ("backward",))), None)
+            if loop is None or id(loop) in reported:
+                continue
+            key = event.key
+            inside = facts.in_loop(loop)
+            if any(e.kind in ("train", "either") and (e.key is None or keys_match(e.key, key)) for e in inside):
+                continue
+            trained = key in optimized or any(
+                e.kind == "module_call" and e.key == key and e.no_grad is None for e in inside) or any(
+                e.kind == "train" and e.key is not None and keys_match(e.key, key) for e in facts.events) or any(
+                e.kind == "call" and e.node is not event.node and _passes(e.node, key)
+                and any(x.kind == "backward" and x.via is e.node for x in inside) for e in inside)
+            if not trained:
+                continue
+            reported.add(id(loop))
+            self.report(loop, f"this training loop switches {key} to eval mode and never back: every iteration "
+                        f"after the first trains in eval mode; call {key}.train() at the start of each epoch")
+
+
+def _passes(call: cst.CSTNode, key: str) -> bool:
+    return isinstance(call, cst.Call) and any(dotted_name(a.value) == key for a in call.args)
+
+
+class FunctionalDropoutIgnoresMode(Rule):
+    """`F.dropout(x, p)` inside a Module: `training` defaults to True, so it ignores .eval()."""
+
+    code = "TL303"
+    name = "functional-dropout-ignores-mode"
+    summary = "F.dropout inside a Module without training=self.training"
+    fix_safety = "safe"
+    valid = [
+        _PRELUDE + "class Net(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5, training=self.training)\n",
+        _PRELUDE + "class Net(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5, self.training)\n",
+        _PRELUDE + "class Net(nn.Module):\n    def forward(self, x):\n        return F.alpha_dropout(x, 0.5)\n",
+        _PRELUDE + "def noisy(x):\n    return F.dropout(x, 0.5)\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "class Net(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, p=0.5)\n",
+             line=7, col=16,
+             fixed=_PRELUDE + "class Net(nn.Module):\n    def forward(self, x):\n"
+             "        return F.dropout(x, p=0.5, training=self.training)\n"),
+    ]
+    _FUNCTIONS = frozenset({f"torch.nn.functional.{n}" for n in ("dropout", "dropout1d", "dropout2d", "dropout3d")})
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.qualname(node.func) not in self._FUNCTIONS:
+            return
+        if (keyword_arg(node, "training") is not None or len(positional_args(node)) >= 3
+                or has_star_kwargs(node) or any(a.star == "*" for a in node.args) or not node.args):
+            return
+        method = self.ctx.enclosing_method()
+        if method is None or not self.ctx.is_module_class(method[0]):
+            return
+        cls, func = method
+        name = (dotted_name(node.func) or "F.dropout")
+        fix = None
+        params = func.params.params
+        if params and params[0].name.value == "self" and self.ctx.enclosing_function() is func:
+            fix = PendingFix("safe", (InsertAfter(node.args[-1].value, ", training=self.training"),),
+                             "pass training=self.training")
+        self.report(node, f"{name}() defaults to training=True, so dropout stays on after .eval(): pass "
+                    "training=self.training (or use an nn.Dropout layer)", fix=fix,
+                    context={"class": cls.name.value})
+
+
+class MissingZeroGrad(_ScopeRule):
+    """A training loop never clears gradients: they accumulate across batches."""
+
+    code = "TL304"
+    name = "missing-zero-grad"
+    summary = "a training loop calls backward() and step() but never zero_grad()"
+    valid = [
+        _PRELUDE + "def fit(model, optimizer, loader):\n    for x, y in loader:\n        optimizer.zero_grad()\n"
+        "        model(x).sum().backward()\n        optimizer.step()\n",
+        _PRELUDE + "def fit(model, optimizer, loader, accum):\n    for i, (x, y) in enumerate(loader):\n"
+        "        (model(x).sum() / accum).backward()\n        if (i + 1) % accum == 0:\n"
+        "            optimizer.step()\n            optimizer.zero_grad()\n",
+        _PRELUDE + "def fit(model, scheduler, loader):\n    for x in loader:\n        model(x).sum().backward()\n"
+        "        scheduler.step()\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "def fit(model, optimizer, loader):\n    optimizer.zero_grad()\n    for x, y in loader:\n"
+             "        model(x).sum().backward()\n        optimizer.step()\n", line=7, col=5),
+    ]
+
+    def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
+        for loop in facts.innermost(facts.training_loops()):
+            if facts.in_loop(loop, ("clear", "closure_step")):
+                continue
+            # an optimizer built inside the loop steps fresh tensors each time (latent optimisation)
+            stepped = {dotted_name(e.node.func.value) for e in facts.in_loop(loop, ("step",))
+                       if e.via is None and isinstance(e.node, cst.Call) and isinstance(e.node.func, cst.Attribute)}
+            if any(e.key in stepped for e in facts.in_loop(loop, ("bind", "bind_module"))):
+                continue
+            self.report(loop, "this training loop calls .backward() and an optimizer step but never clears the "
+                        "gradients, so they accumulate across batches: call optimizer.zero_grad() every step")
+
+
+class LoopVariableModuleReplace(Rule):
+    """`for m in model.modules(): m = nn.X()` rebinds the loop variable; the model is unchanged."""
+
+    code = "TL305"
+    name = "loop-variable-module-replace"
+    summary = "a new Module is assigned to the loop variable of a model.modules() loop"
+    valid = [
+        _PRELUDE + "def swap(model):\n    for name, m in model.named_children():\n        if isinstance(m, nn.ReLU):\n"
+        "            setattr(model, name, nn.LeakyReLU())\n",
+        _PRELUDE + "def init(model):\n    for m in model.modules():\n        if isinstance(m, nn.Linear):\n"
+        "            m.weight.data = torch.zeros_like(m.weight)\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "def swap(model):\n    for m in model.modules():\n        if isinstance(m, nn.ReLU):\n"
+             "            m = nn.LeakyReLU()\n", line=8, col=13),
+    ]
+
+    def visit_For(self, node: cst.For) -> None:
+        var = module_loop_var(self.ctx, node)
+        if var is None:
+            return
+        assign: cst.Assign | None = None
+        inside: set[int] = set()
+        for inner in descendants(node.body, skip_scopes=True):
+            if assign is None:
+                if (isinstance(inner, cst.Assign) and len(inner.targets) == 1
+                        and isinstance(inner.targets[0].target, cst.Name) and inner.targets[0].target.value == var
+                        and is_module_constructor(self.ctx, inner.value)):
+                    assign = inner
+                    inside = {id(n) for n in descendants(inner)}
+            elif id(inner) not in inside and isinstance(inner, cst.Name) and inner.value == var:
+                return  # the new module is used afterwards (setattr, parent[name] = m, ...)
+        if assign is None:
+            return
+        self.report(assign, f"assigning to the loop variable {var} replaces nothing in the model: use "
+                    f"named_modules() and setattr(parent, name, new) on the parent module")
+
+
+class TrainingFlagAssigned(Rule):
+    """`model.training = False` sets one flag: children keep their mode."""
+
+    code = "TL306"
+    name = "training-flag-assigned"
+    summary = "model.training is assigned directly instead of calling .train()/.eval()"
+    fix_safety = "safe"
+    valid = [
+        _PRELUDE + "def freeze(model, flag):\n    for m in model.modules():\n        m.training = flag\n",
+        _PRELUDE + "class Net(nn.Module):\n    def train(self, mode=True):\n        self.training = mode\n        return self\n",
+        _PRELUDE + "def run(args):\n    args.training = False\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "def evaluate(model):\n    model.training = False\n", line=6, col=5,
+             fixed=_PRELUDE + "def evaluate(model):\n    model.eval()\n"),
+        Case(_PRELUDE + "def fit(model, flag):\n    model.training = flag\n", line=6,
+             fixed=_PRELUDE + "def fit(model, flag):\n    model.train(flag)\n"),
+    ]
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) != 1:
+            return
+        target = node.targets[0].target
+        if not (isinstance(target, cst.Attribute) and target.attr.value == "training"):
+            return
+        receiver = dotted_name(target.value)
+        if receiver is None or receiver == "self":
+            return  # a Module setting its own flag (its own train() override)
+        if not uses_torch(self.ctx):
+            return
+        root = receiver.split(".")[0]
+        for ancestor in self.ctx.stack:
+            if (isinstance(ancestor, cst.For) and root in _target_names(ancestor.target)
+                    and module_loop_var(self.ctx, ancestor, ("children", "named_children")) != root):
+                return  # every module of a modules() walk (or a saved list of them) is set one by one on purpose
+        if self._is_module(receiver) is not True:
+            return
+        value = node.value
+        if isinstance(value, cst.Name) and value.value == "True":
+            text = f"{receiver}.train()"
+        elif isinstance(value, cst.Name) and value.value == "False":
+            text = f"{receiver}.eval()"
+        else:
+            text = f"{receiver}.train({self.ctx.code_for(value).strip()})"
+        self.report(node, f"assigning {receiver}.training changes only this module's flag; its children keep their "
+                    f"mode: call {text}", fix=PendingFix("safe", (Replace(node, text),), f"call {text}"))
+
+    def _is_module(self, receiver: str) -> bool | None:
+        """True: a Module that may have children; None: a leaf layer (no children to miss); False: unknown."""
+        func = self.ctx.enclosing_function()
+        scope: cst.CSTNode = func if func is not None else self.ctx.module
+        for node in descendants(scope, skip_scopes=True):
+            if (isinstance(node, cst.Assign) and any(dotted_name(t.target) == receiver for t in node.targets)
+                    and isinstance(node.value, cst.Call)):
+                name = self.ctx.torch_nn_name(node.value.func)
+                if name is not None and name not in _WITH_CHILDREN:
+                    return None  # a torch leaf layer: copying a flag onto it is harmless
+        if _model_like(receiver):
+            return True
+        parts = receiver.split(".")
+        if parts[0] == "self" and len(parts) == 2:
+            cls = self.ctx.enclosing_class()
+            if cls is not None:
+                values = self_attr_values(self.ctx, cls).get(parts[1], [])
+                return bool(values) and all(is_module_constructor(self.ctx, v) for v in values)
+            return False
+        for ancestor in self.ctx.stack:
+            if isinstance(ancestor, cst.For) and module_loop_var(self.ctx, ancestor) == parts[0]:
+                return True  # a child from .children(): its own children keep their mode
+        if func is not None:
+            for param in func.params.params:
+                if param.name.value == receiver and param.annotation is not None:
+                    if self.ctx.expr_is_module_class(param.annotation.annotation) is True:
+                        return True
+        for node in descendants(scope, skip_scopes=True):
+            if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                    and node.func.attr.value in ("eval", "parameters", "named_parameters", "modules", "children",
+                                                 "state_dict", "load_state_dict", "zero_grad")
+                    and dotted_name(node.func.value) == receiver):
+                return True
+            if (isinstance(node, cst.Assign) and is_module_constructor(self.ctx, node.value)
+                    and any(dotted_name(t.target) == receiver for t in node.targets)):
+                return True
+        return False
+
+
+_WITH_CHILDREN = frozenset({
+    "Sequential", "ModuleList", "ModuleDict", "Transformer", "TransformerEncoder", "TransformerDecoder",
+    "TransformerEncoderLayer", "TransformerDecoderLayer", "MultiheadAttention", "Module",
+})
+
+
+def _target_names(target: cst.BaseExpression) -> set[str]:
+    return {n.value for n in [target, *descendants(target)] if isinstance(n, cst.Name)}
+
+
+class LossAccumulatedWithGraph(_ScopeRule):
+    """`total += loss` / `losses.append(loss)` keeps every iteration's autograd graph alive."""
+
+    code = "TL307"
+    name = "loss-accumulated-with-graph"
+    summary = "a running total keeps the loss tensor (and its graph) instead of loss.item()"
+    fix_safety = "safe"
+    valid = [
+        _PRELUDE + "def fit(model, optimizer, loader):\n    total = 0.0\n    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n        loss = model(x).sum()\n        loss.backward()\n"
+        "        optimizer.step()\n        total += loss.item()\n",
+        _PRELUDE + "def fit(model, optimizer, loader):\n    for x, y in loader:\n        optimizer.zero_grad()\n"
+        "        total = 0\n        for part in x:\n            loss = model(part).sum()\n            total += loss\n"
+        "        total.backward()\n        optimizer.step()\n",
+    ]
+    invalid = [
+        Case(_PRELUDE + "def fit(model, optimizer, loader):\n    total = 0.0\n    for x, y in loader:\n"
+             "        optimizer.zero_grad()\n        loss = model(x).sum()\n        loss.backward()\n"
+             "        optimizer.step()\n        total += loss\n", line=12, col=9,
+             fixed=_PRELUDE + "def fit(model, optimizer, loader):\n    total = 0.0\n    for x, y in loader:\n"
+             "        optimizer.zero_grad()\n        loss = model(x).sum()\n        loss.backward()\n"
+             "        optimizer.step()\n        total += loss.item()\n"),
+        Case(_PRELUDE + "def fit(model, optimizer, loader):\n    losses = []\n    for x, y in loader:\n"
+             "        optimizer.zero_grad()\n        loss = model(x).sum()\n        loss.backward()\n"
+             "        optimizer.step()\n        losses.append(loss)\n", line=12,
+             fixed=_PRELUDE + "def fit(model, optimizer, loader):\n    losses = []\n    for x, y in loader:\n"
+             "        optimizer.zero_grad()\n        loss = model(x).sum()\n        loss.backward()\n"
+             "        optimizer.step()\n        losses.append(loss.detach())\n"),
+    ]
+    _DETACHING = ("item", "detach", "tolist", "cpu", "numpy", "float")
+
+    def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
+        reported: set[int] = set()
+        # names that flow into a backward() call: accumulating them is the point (summed losses)
+        graph_names = {n.value for e in facts.events if e.kind == "backward" and e.via is None
+                       for n in descendants(e.node) if isinstance(n, cst.Name)}
+        for loop in facts.training_loops():
+            losses = {e.key for e in facts.in_loop(loop, ("backward",)) if e.key and e.via is None}
+            if not losses:
+                continue
+            detached = self._rebound_detached(loop, losses)
+            for event in facts.in_loop(loop, ("accumulate",)):
+                if (event.via is not None or event.value not in losses or event.value in detached
+                        or id(event.node) in reported or event.key is None
+                        or event.key.split(".")[0] in graph_names or event.key in graph_names):
+                    continue
+                reported.add(id(event.node))
+                self._report(scope, event)
+
+    def _rebound_detached(self, loop: cst.CSTNode, losses: set[str]) -> set[str]:
+        """Loss names the loop rebinds to a Python number or detached tensor (`loss = loss.item()`)."""
+        out = set()
+        for node in descendants(loop, skip_scopes=True):
+            if isinstance(node, cst.Assign) and any(
+                    isinstance(t.target, cst.Name) and t.target.value in losses for t in node.targets):
+                for inner in [node.value, *descendants(node.value)]:
+                    if isinstance(inner, cst.Call) and (
+                            (isinstance(inner.func, cst.Attribute) and inner.func.attr.value in self._DETACHING)
+                            or (isinstance(inner.func, cst.Name) and inner.func.value in ("float", "int"))):
+                        out.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+        return out
+
+    def _report(self, scope: cst.CSTNode, event: Event) -> None:
+        node = event.node
+        loss = event.value
+        total = event.key
+        if isinstance(node, cst.AugAssign):
+            # keep behaviour: a total later used as a tensor must stay a tensor
+            as_tensor = any(isinstance(n, cst.Attribute) and dotted_name(n.value) == total
+                            for n in descendants(scope, skip_scopes=True))
+            method = "detach" if as_tensor else "item"
+            fix = PendingFix("safe", (Replace(node.value, f"{loss}.{method}()"),), f"add {loss}.{method}()")
+            self.report(node, f"{total} += {loss} keeps every iteration's autograd graph alive (memory grows each "
+                        f"step): add {loss}.{method}()", fix=fix)
+        else:
+            assert isinstance(node, cst.Call)
+            fix = PendingFix("safe", (Replace(node.args[0].value, f"{loss}.detach()"),), f"append {loss}.detach()")
+            self.report(node, f"{total}.append({loss}) keeps every iteration's autograd graph alive (memory grows "
+                        f"each step): append {loss}.detach() (or {loss}.item())", fix=fix)
