@@ -652,6 +652,14 @@ HOSTILE = {
                     x = block(x)
                 return x
     ''',
+    "model.v2.py": '''
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = [nn.Linear(2, 2)]
+    ''',
     "missing_dep.py": '''
         import torch.nn as nn
         import not_a_real_module_xyz
@@ -673,6 +681,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         by_hand(paths["aborts.py"], "TL101", "def __init__", "Net"),
         by_hand(paths["missing_dep.py"], "TL101", "def __init__", "Net"),
         by_hand(paths["toplevel_exit.py"], "TL101", "def __init__", "Net"),
+        by_hand(paths["model.v2.py"], "TL104", "self.layers", "Net"),
         by_hand(paths["hangs.py"], "TL101", "def __init__", "Hang"),
         by_hand(paths["hangs.py"], "TL104", "self.layers", "After"),
         by_hand(paths["stubborn.py"], "TL101", "def __init__", "Stubborn"),
@@ -716,6 +725,7 @@ HOSTILE_CASES = [
     ("prints.py", "TL203", "Loud", "not-reproduced", "forward returned a Tensor"),
     ("train_script.py", "TL104", "Net", "confirmed", "loaded definitions only (the top level runs code, line 19"),
     ("pkg/model.py", "TL104", "Stack", "confirmed", "2 Block layers, 40 parameters"),
+    ("model.v2.py", "TL104", "Net", "confirmed", "1 Linear layer, 6 parameters"),
 ]
 
 

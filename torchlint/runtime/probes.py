@@ -48,6 +48,8 @@ _RECEIVER = re.compile(r"^(.*?)\s*\.\s*forward\s*\(", re.S)
 # attributes every Module instance has; they are torch's bookkeeping, not user state
 _MODULE_INTERNALS = frozenset(vars(nn.Module()).keys())
 MAX_WALK_DEPTH = 4
+# codes whose check moves the Module to another device
+DEVICE_CODES = frozenset({"TL106", "TL402", "TL403"})
 
 
 class StepTimeout(BaseException):
@@ -244,7 +246,7 @@ class ClassProber:
             self._forward()
         if "TL303" in codes:
             self._eval_twice()
-        if discover or codes & {"TL106", "TL402", "TL403"}:
+        if discover or codes & DEVICE_CODES:
             self._device()
 
     def _construct(self) -> None:
@@ -625,8 +627,11 @@ class ClassProber:
         names = re.findall(r"\w+", anchor)
         name = names[-1] if names else ""
         for error in (self.construct_error, self.forward_report.error if self.forward_report else None):
-            if isinstance(error, AttributeError) and name and name in str(error):
+            if isinstance(error, AttributeError) and name and f"'{name}'" in str(error):
                 return CONFIRMED, short_error(error)
+        if isinstance(self.construct_error, AttributeError):
+            # another misspelt name failed first: this one was never reached
+            return SKIPPED, f"construction stopped earlier: {short_error(self.construct_error)}"
         if self.construct_error is not None:
             return ERROR, f"construction failed: {short_error(self.construct_error)}"
         blocker = self._forward_blocker()

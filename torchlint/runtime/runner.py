@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import keyword
 import os
 import re
 import signal
@@ -169,6 +170,10 @@ def _python_files(paths: list[str]) -> list[str]:
 def _import_location(abs_path: str) -> tuple[str, str]:
     """(dotted module name, the sys.path entry it is imported from)."""
     module = module_name_for(abs_path)
+    stem = Path(abs_path).stem
+    if not all(part.isidentifier() and not keyword.iskeyword(part) for part in [*module.split("."), stem]):
+        # `fix.in.py`, `my-model.py`: not importable by name; load the file on its own
+        return "_torchlint_user_" + re.sub(r"\W", "_", stem), str(Path(abs_path).parent)
     root = Path(abs_path).parent
     for _ in range(module.count(".") + (1 if abs_path.endswith("__init__.py") else 0)):
         root = root.parent

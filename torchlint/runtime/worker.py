@@ -161,7 +161,12 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)  # files run in parallel; one thread each avoids oversubscription
-    from torchlint.runtime.probes import StepTimeout, short_error
+    from torchlint.runtime.devices import warm_up
+    from torchlint.runtime.probes import DEVICE_CODES, StepTimeout, short_error
+
+    if any(c.get("discover") or any(f["code"] in DEVICE_CODES for f in c["findings"])
+           for c in request["classes"]):
+        warm_up()
 
     channel.emit("import-start", torch_seconds=round(time.monotonic() - started, 2))
     loaded_as = ""
