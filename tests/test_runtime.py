@@ -750,9 +750,11 @@ def test_training_script_is_not_run(hostile: dict[str, object]) -> None:
 
 def test_no_user_output_reaches_the_caller(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "loud.py", HOSTILE["prints.py"])
-    results = confirm([by_hand(path, "TL104", "self.layers", "Loud")], paths=[str(path)], timeout=TIMEOUT)
+    results = confirm([by_hand(path, "TL104", "self.layers", "Loud")], paths=[str(path)], timeout=TIMEOUT,
+                      progress=True)
     out, err = capfd.readouterr()
     assert out == "" and "HELLO" not in err and "noise" not in err
+    assert "torchlint runtime: 1/1 files" in err  # the progress line, on stderr only
     assert results[0].runtime and results[0].runtime["status"] == "confirmed"
 
 
@@ -972,3 +974,25 @@ def test_definitions_only_import_failure_says_what_was_left_out(tmp_path: Path) 
     assert runtime is not None and runtime["status"] == "error"
     assert runtime["detail"] == ("import failed: NameError: name 'CONFIG' is not defined; loaded definitions "
                                  "only (the top level runs code, line 6: CONFIG = load_config())")
+
+
+# -- the dispatch mode, in this process ----------------------------------------------------
+
+def test_device_mix_mode_flags_what_cuda_would_refuse() -> None:
+    import torch
+
+    from torchlint.runtime.devices import DeviceMixError, DeviceMixMode, is_device_error
+
+    weight = torch.empty(4, 3, device="meta")
+    x = torch.empty(2, 4, device="meta")
+    with DeviceMixMode(__file__):
+        assert (x * torch.tensor(2.0)).device.type == "meta"  # a 0-dim CPU scalar is legal on CUDA
+        assert x[torch.tensor([0, 1])].device.type == "meta"  # CPU index tensors are legal too
+        x.clone().copy_(torch.zeros(2, 4))  # cross-device copies are legal
+        for mixed in (lambda: x @ torch.zeros(4, 3),  # runs on meta alone: the mode must catch it
+                      lambda: torch.nn.functional.embedding(torch.tensor([1, 2]), weight),
+                      lambda: x + torch.zeros(2, 4)):
+            with pytest.raises(DeviceMixError) as caught:
+                mixed()
+            assert is_device_error(caught.value)
+    assert not is_device_error(RuntimeError("Tensor.item() cannot be called on meta tensors"))

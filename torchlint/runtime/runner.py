@@ -162,8 +162,8 @@ def _python_files(paths: list[str]) -> list[str]:
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
                 out += [os.path.normpath(os.path.join(root, f)) for f in sorted(files) if f.endswith(".py")]
-        elif path.endswith(".py") or os.path.isfile(path):
-            out.append(path)
+        elif path.endswith(".py"):
+            out.append(path)  # notebooks are checked statically only: cells cannot be imported
     return out
 
 
@@ -242,8 +242,8 @@ class _Planner:
         return source.index.is_module(f"{source.module}.{info.qualname}") is False
 
     def add_diagnostic(self, index: int, d: Diagnostic) -> None:
-        if d.code == "TL000":
-            return
+        if d.code == "TL000" or not d.path.endswith(".py"):
+            return  # unparseable files, and notebooks: nothing to import
         abs_path = os.path.abspath(d.path)
         source = self.source(abs_path)
         if source is None:
