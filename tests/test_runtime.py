@@ -953,6 +953,25 @@ def test_class_lookup() -> None:
     assert class_at(classes, 7) is None
 
 
+def test_required_constructor_args_are_read_without_importing() -> None:
+    import ast
+
+    source = textwrap.dedent('''
+        class A:
+            def __init__(self, dim, scale=1.0, *args, heads, bias=True, **kwargs):
+                pass
+
+        class B:
+            def __init__(self, dim=4):
+                pass
+
+        class C(A):
+            pass
+    ''')
+    required = {c.name: c.required_args for c in list_classes(ast.parse(source))}
+    assert required == {"A": ("dim", "heads"), "B": (), "C": None}
+
+
 def test_definitions_only_import_failure_says_what_was_left_out(tmp_path: Path) -> None:
     path = write(tmp_path, "cfg_script.py", '''
         import torch.nn as nn

@@ -48,6 +48,8 @@ class ClassInfo:
     end_line: int
     in_function: bool  # defined inside a function: cannot be reached by import
     bases: tuple[str, ...]  # base expressions as written
+    # parameters of the class's own __init__ without defaults (None: no __init__ in the body)
+    required_args: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -82,7 +84,8 @@ def list_classes(tree: ast.Module) -> list[ClassInfo]:
                 qualname = f"{prefix}{child.name}"
                 bases = tuple(ast.unparse(b) for b in child.bases)
                 out.append(ClassInfo(qualname, child.name, child.lineno, child.col_offset + 1,
-                                     child.end_lineno or child.lineno, in_function, bases))
+                                     child.end_lineno or child.lineno, in_function, bases,
+                                     _required_init_args(child)))
                 visit(child, qualname + ".", in_function)
             elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 name = getattr(child, "name", "<lambda>")
@@ -92,6 +95,19 @@ def list_classes(tree: ast.Module) -> list[ClassInfo]:
 
     visit(tree, "", False)
     return sorted(out, key=lambda c: (c.line, c.col))
+
+
+def _required_init_args(node: ast.ClassDef) -> tuple[str, ...] | None:
+    """The names `Class()` would be missing, read from the class's own `def __init__`."""
+    inits = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+    if not inits or inits[-1].decorator_list:
+        return None
+    args = inits[-1].args
+    positional = [*args.posonlyargs, *args.args][1:]  # without self
+    with_defaults = len(args.defaults)
+    required = positional[:len(positional) - with_defaults] if with_defaults else positional
+    required += [a for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    return tuple(a.arg for a in required)
 
 
 def class_at(classes: list[ClassInfo], line: int) -> ClassInfo | None:

@@ -259,6 +259,10 @@ class _Planner:
             return
         job = self.job(d.path, abs_path)
         request = self.class_request(job, info)
+        if info.required_args and request.construct is None:
+            # the worker would only say this too: spare the file a torch import
+            self.preset[index] = (SKIPPED, f"needs constructor arguments: {', '.join(info.required_args)}")
+            return
         request.findings.append(FindingRequest(index, d.code, _anchor_text(source.lines, d), d.line,
                                                max(d.end_line, d.line)))
 
@@ -272,7 +276,7 @@ class _Planner:
             if info.in_function or info.qualname in flagged or self.known_not_module(source, info):
                 continue
             request = self.class_request(self.job(path, abs_path), info)
-            if not request.findings:
+            if not request.findings and not (info.required_args and request.construct is None):
                 request.discover = True
 
 
@@ -473,6 +477,8 @@ def run(diagnostics: list[Diagnostic], *, paths: list[str], scope: str, timeout:
     if scope == "all":
         for path in _python_files(paths):
             planner.add_discovery(path)
+    for job in planner.jobs.values():
+        job.classes = {q: c for q, c in job.classes.items() if c.findings or c.discover}
     file_jobs = [j for j in planner.jobs.values() if j.classes]
     bar = _Progress(len(file_jobs), progress)
     bar.show()
