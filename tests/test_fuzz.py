@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import hypothesmith
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from torchlint.engine import Options, check_source
 from torchlint.fix import fix_source, parses
 from torchlint.registry import all_rules
 
+# generated code is full of `1()` and `...()`: CPython's SyntaxWarnings say so, harmlessly
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
 BUDGET = os.environ.get("TORCHLINT_FUZZ_EXAMPLES")
 OPTIONS = Options(enabled=ALL)
 FUZZ = settings(
