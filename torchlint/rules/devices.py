@@ -15,7 +15,7 @@ from torchlint.context import (
 )
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
-    MOVE_METHODS, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
+    MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
     is_optional_tensor_annotation, is_tensor_annotation, loader_batch_names, scope_facts,
     scope_nodes, tensor_root, torch_function,
 )
@@ -447,6 +447,16 @@ def _is_zero_dim(name: str, call: cst.Call) -> bool:
     return size is not None and isinstance(size.value, (cst.Tuple, cst.List)) and not size.value.elements
 
 
+def _is_candidate(ctx, call: cst.Call) -> bool:
+    """A factory call without `device=` (nor `out=`/`**kwargs`) that is not 0-dim."""
+    name = torch_function(ctx, call)
+    if name not in CPU_FACTORIES or not call.args:
+        return False
+    if keyword_arg(call, "device") or keyword_arg(call, "out") or has_star_kwargs(call):
+        return False
+    return not _is_zero_dim(name, call)
+
+
 _GUARD_WORDS = ("is_scripting", "is_tracing", "jit", "onnx", "is_compiling", "device")
 
 
@@ -482,23 +492,20 @@ class TensorCreatedWithoutDevice(Rule):
         ctx = self.ctx
         if not ctx.is_module_class(node) or "forward" not in ctx.class_facts(node).methods:
             return
-        cls_devices = _ClassDevices(ctx, node)
+        cls_devices: _ClassDevices | None = None
         for func, index in reachable_methods(ctx, node, "forward"):
+            candidates = [n for n in index.nodes if isinstance(n, cst.Call) and _is_candidate(ctx, n)]
+            if not candidates:
+                continue
+            cls_devices = cls_devices or _ClassDevices(ctx, node)
             flow = _DeviceFlow(ctx, func, index, cls_devices)
             fix_param = flow.fix_param(func) if func.name.value == "forward" else None
-            for call in index.nodes:
-                if isinstance(call, cst.Call):
-                    self._check_factory(node, func, flow, call, fix_param)
+            for call in candidates:
+                self._check_factory(node, func, flow, call, fix_param)
 
     def _check_factory(self, cls: cst.ClassDef, func: cst.FunctionDef, flow: _DeviceFlow,
                        call: cst.Call, fix_param: str | None) -> None:
         name = torch_function(self.ctx, call)
-        if name not in CPU_FACTORIES or not call.args:
-            return
-        if keyword_arg(call, "device") or keyword_arg(call, "out") or has_star_kwargs(call):
-            return
-        if _is_zero_dim(name, call):
-            return
         for ancestor in flow.index.ancestors(call):
             if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)) and \
                     any(w in self.ctx.code_for(ancestor.test) for w in _GUARD_WORDS):
@@ -599,6 +606,9 @@ class HardcodedDeviceInModule(Rule):
 
     def _hardcoded(self, node: cst.Call) -> str | None:
         func = node.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if last not in ("cuda", "to", "device") and keyword_arg(node, "device") is None:
+            return None  # the common case, decided without resolving names
         if isinstance(func, cst.Attribute) and func.attr.value == "cuda":
             if self.ctx.qualname(func.value) == "torch":
                 return None
@@ -698,11 +708,20 @@ class InputNotMoved(Rule):
         self._scopes_with_moves: set[int] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
-        # cheap trigger: only scopes that move something get the full analysis
-        if method_call(node, {"to", "cuda"}):
+        # cheap trigger: only scopes that move a model get the full analysis
+        if method_call(node, {"to", "cuda"}) and self.ctx.stack and self._may_move_model(self.ctx.stack[-1]):
             scope = enclosing_scope(self.ctx)
             if scope is not None:
                 self._scopes_with_moves.add(id(scope))
+
+    def _may_move_model(self, statement: cst.CSTNode) -> bool:
+        """A statement that moves something that may be a model (checked fully later)."""
+        found = model_move(self.ctx, statement)
+        if found is None:
+            return False
+        last = found[0].split(".")[-1].lower()
+        return isinstance(statement, cst.Expr) or "model" in last or "net" in last or \
+            (isinstance(statement, cst.Assign) and module_valued(self.ctx, statement.value))
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         if id(node) in self._scopes_with_moves:
@@ -718,11 +737,10 @@ class InputNotMoved(Rule):
         if init is None:
             return
         moved: dict[str, int] = {}
-        facts = scope_facts(self.ctx, init)
         for small in small_statements(statement_body(init)):
             found = model_move(self.ctx, small)
             if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
-                    _looks_like_model(found[0], facts):
+                    _looks_like_model(found[0], scope_facts(self.ctx, init)):
                 moved[found[0]] = -1
         if not moved:
             return
@@ -749,24 +767,23 @@ class InputNotMoved(Rule):
         ctx = self.ctx
         facts = scope_facts(ctx, scope)
         nodes = list(scope_nodes(scope))
+        moves_batches = False
+        unmoved: list[tuple[cst.Call, str, str]] = []
+        if not any(isinstance(n, cst.For) for n in nodes):
+            return unmoved, moves_batches
         moved = dict(pre_moved)  # model -> position of the move
-        wrapped: set[str] = set()
         for position, node in enumerate(nodes):
             found = model_move(ctx, node)
             if found and not _is_cpu(ctx, found[1]) and _looks_like_model(found[0], facts):
                 moved.setdefault(found[0], position)
-            if isinstance(node, cst.Assign) and any(
-                    w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
-                for target in node.targets:
-                    name = dotted_name(target.target)
-                    if name:
-                        wrapped.add(name)
-        for model in wrapped:
-            moved.pop(model, None)
-        moves_batches = False
-        unmoved: list[tuple[cst.Call, str, str]] = []
-        if not moved and not pre_moved:
+        if not moved:
             return unmoved, moves_batches
+        for node in nodes:
+            # DataParallel scatters inputs itself; Accelerate/FSDP wrappers place them
+            if isinstance(node, cst.Assign) and any(dotted_name(t.target) in moved for t in node.targets) and \
+                    any(w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
+                for target in node.targets:
+                    moved.pop(dotted_name(target.target) or "", None)
         for position, node in enumerate(nodes):
             if not isinstance(node, cst.For):
                 continue
