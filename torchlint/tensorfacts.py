@@ -170,6 +170,32 @@ def loader_batch_names(ctx: FileContext, node: cst.For, loader_names: frozenset[
     return [n.value for n in names if n.value != "_"]
 
 
+def unpacked_batch(ctx: FileContext, node: cst.For, loader_names: frozenset[str] = frozenset()) -> tuple[list[str], cst.Assign | None]:
+    """Batch names of a loader loop, also when the batch is unpacked on the loop's first lines:
+    `for data in loader: inputs, labels = data` (the PyTorch tutorial's form). Returns the names
+    and the unpacking assignment (None when the `for` target unpacks the batch itself)."""
+    names = loader_batch_names(ctx, node, loader_names)
+    if names or not is_loader_iterable(ctx, node.iter, loader_names):
+        return names, None
+    target = node.target
+    if isinstance(node.iter, cst.Call) and dotted_name(node.iter.func) == "enumerate" and \
+            isinstance(target, cst.Tuple) and len(target.elements) == 2:
+        target = target.elements[1].value
+    if not isinstance(target, cst.Name):
+        return [], None
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    for stmt in body[:3]:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and \
+                    isinstance(small.value, cst.Name) and small.value.value == target.value:
+                unpacked = _target_names(small.targets[0].target)
+                if unpacked is not None and len(unpacked) >= 2:
+                    return [n.value for n in unpacked if n.value != "_"], small
+    return [], None
+
+
 # ---- per-scope facts ----------------------------------------------------------------------
 
 
@@ -274,8 +300,18 @@ def scope_facts(ctx: FileContext, scope: cst.CSTNode) -> ScopeFacts:
                 if isinstance(target.target, cst.Name):
                     loader_names.add(target.target.value)
     frozen_loaders = frozenset(loader_names)
+    unpackings: dict[int, list[str]] = {}
     for node in nodes:
-        if isinstance(node, cst.Assign):
+        if isinstance(node, cst.For):
+            names, unpacking = unpacked_batch(ctx, node, frozen_loaders)
+            if unpacking is not None:
+                unpackings[id(unpacking)] = names
+    for node in nodes:
+        if isinstance(node, cst.Assign) and id(node) in unpackings:
+            batch.update(unpackings[id(node)])
+            for name in unpackings[id(node)]:
+                bind(name, ("tensor",))
+        elif isinstance(node, cst.Assign):
             kind = classify_value(ctx, node.value)
             for target in node.targets:
                 _bind_target(target.target, kind, bind)
@@ -355,5 +391,6 @@ __all__ = [
     "MOVE_METHODS", "TENSOR_RETURNING_METHODS", "TORCH_FACTORIES", "TORCH_TENSOR_OPS", "ScopeFacts",
     "classify_value", "enclosing_scope", "is_device_expr", "is_loader_iterable",
     "is_optional_tensor_annotation", "is_tensor_annotation", "keyword_arg", "loader_batch_names",
+    "unpacked_batch",
     "mentions", "module_valued", "scope_facts", "scope_nodes", "tensor_root", "torch_function",
 ]

@@ -16,8 +16,8 @@ from torchlint.context import (
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
-    is_optional_tensor_annotation, is_tensor_annotation, loader_batch_names, scope_facts,
-    scope_nodes, tensor_root, torch_function,
+    is_optional_tensor_annotation, is_tensor_annotation, scope_facts, scope_nodes, tensor_root,
+    torch_function, unpacked_batch,
 )
 from torchlint.walk import children
 
@@ -787,24 +787,28 @@ class InputNotMoved(Rule):
         for position, node in enumerate(nodes):
             if not isinstance(node, cst.For):
                 continue
-            batch = loader_batch_names(ctx, node, facts.loader_names)
+            batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
             if not batch:
                 continue
-            calls, moved_batch = self._loop_uses(node, set(batch), set(moved))
+            calls, moved_batch = self._loop_uses(node, set(batch), set(moved), unpacking)
             moves_batches = moves_batches or bool(moved_batch)
             for call, model, batch_name in calls:
                 if batch_name not in moved_batch and moved[model] < position:
                     unmoved.append((call, model, batch_name))
         return unmoved, moves_batches
 
-    def _loop_uses(self, loop: cst.For, batch: set[str], models: set[str]) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
-        """(model calls with a batch name argument, batch names that are moved) in a loop body."""
+    def _loop_uses(self, loop: cst.For, batch: set[str], models: set[str],
+                   unpacking: cst.Assign | None) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
+        """(model calls with a batch name argument, batch names that are moved) in a loop body;
+        `unpacking` (`inputs, labels = data`) binds the batch names and moves nothing."""
         calls: list[tuple[cst.Call, str, str]] = []
         moved: set[str] = set()
         stack: list[cst.CSTNode] = [loop.body]
         while stack:
             node = stack.pop()
             if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                continue
+            if node is unpacking:
                 continue
             if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
                 targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
