@@ -147,7 +147,7 @@ def test_file_that_opens_but_cannot_be_read(tree: Path) -> None:
 def test_fifo_named_py_does_not_hang(tree: Path) -> None:
     os.mkfifo(tree / "pipe.py")
     (tree / "ok.py").write_text("x = 1\n")
-    done = cli(".", cwd=tree, timeout=5)
+    done = cli(".", cwd=tree, timeout=4)
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr
 
 
