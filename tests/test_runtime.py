@@ -1015,3 +1015,37 @@ def test_device_mix_mode_flags_what_cuda_would_refuse() -> None:
                 mixed()
             assert is_device_error(caught.value)
     assert not is_device_error(RuntimeError("Tensor.item() cannot be called on meta tensors"))
+
+
+def test_scope_all_ignores_parameter_free_layers_built_in_forward(tmp_path: Path) -> None:
+    """Building an activation in forward is harmless; a Linear or a Dropout is the bug."""
+    path = write(tmp_path, "acts.py", '''
+        import torch.nn as nn
+
+        def act():
+            return nn.GELU()
+
+        def drop():
+            return nn.Dropout(0.1)
+
+        class Harmless(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+
+            def forward(self, x):
+                return act()(self.fc(x))
+
+        class Dropping(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+
+            def forward(self, x):
+                return drop()(self.fc(x))
+    ''')
+    results = confirm(static(path), paths=[str(path)], scope="all", timeout=TIMEOUT)
+    new = {(d.code, (d.context or {}).get("class")): d.runtime for d in results
+           if d.runtime and d.runtime.get("found_by") == "runtime"}
+    assert ("TL107", "Harmless") not in new
+    assert new[("TL107", "Dropping")]["detail"] == "forward built 1 Dropout on each call"

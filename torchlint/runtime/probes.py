@@ -131,7 +131,7 @@ class _Instruments:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.built: Counter[str] = Counter()
+        self.created: list[nn.Module] = []  # Modules constructed while forward ran
         self.hooks: dict[str, list[int]] = {}
         self._handles: list[RemovableHandle] = []
         self._wrapped: list[nn.Module] = []
@@ -139,10 +139,10 @@ class _Instruments:
 
     def __enter__(self) -> _Instruments:
         original_init = nn.Module.__dict__["__init__"]
-        built = self.built
+        created = self.created
 
         def counting_init(module: nn.Module, *args: Any, **kwargs: Any) -> None:
-            built[type(module).__name__] += 1
+            created.append(module)
             original_init(module, *args, **kwargs)
 
         self._original_init = original_init
@@ -156,6 +156,17 @@ class _Instruments:
             self._wrap_forward(sub, counts)
             self._handles.append(sub.register_forward_hook(self._hook_counter(counts)))
         return self
+
+    def take_built(self) -> Counter[str]:
+        """The layers built since the last call that matter (TL107): with parameters or
+        buffers of their own (weights that are never trained), or dropout (in training mode)."""
+        built: Counter[str] = Counter()
+        for module in self.created:
+            if (getattr(module, "_parameters", None) or getattr(module, "_buffers", None)
+                    or isinstance(module, nn.modules.dropout._DropoutNd)):
+                built[type(module).__name__] += 1
+        self.created.clear()
+        return built
 
     @staticmethod
     def _hook_counter(counts: list[int]) -> Any:
@@ -364,12 +375,11 @@ class ClassProber:
             try:
                 with torch.no_grad(), instruments:
                     output = model(*candidate.args)
-                    built = [Counter(instruments.built)]
-                    if instruments.built:
+                    built = [instruments.take_built()]
+                    if built[0]:
                         # built something: once (lazy creation) or on every call?
-                        instruments.built.clear()
                         model(*candidate.args)
-                        built.append(Counter(instruments.built))
+                        built.append(instruments.take_built())
             except StepTimeout:
                 raise
             except (Exception, SystemExit) as exc:
@@ -767,7 +777,11 @@ class ClassProber:
                 add("TL107", f"{name}.forward constructs layers on every call: new random weights, never trained",
                     f"forward built {_counts(forward.built[1])} on each call")
             for sub, (runs, fired) in forward.hooks.items():
-                if runs > fired:
+                # torch's own containers and layers call their children properly; a direct
+                # .forward() call inside one of them is not the user's bug
+                parent = self._resolve_path(sub.rpartition(".")[0]) if "." in sub else self.instance
+                if runs > fired and isinstance(parent, nn.Module) and (
+                        _user_module(parent) or isinstance(parent, (nn.ModuleList, nn.ModuleDict, nn.Sequential))):
                     add("TL201", f"{name}: submodule {sub} is run through .forward() directly, "
                         "skipping its hooks; call it as a function", _hook_text(sub, runs, fired))
                     break

@@ -249,7 +249,7 @@ class _Planner:
         if source is None:
             return
         name = (d.context or {}).get("class")
-        info = class_named(source.classes, name, d.line) if name else class_at(source.classes, d.line)
+        info = (class_named(source.classes, name, d.line) if name else None) or class_at(source.classes, d.line)
         if info is None:
             return
         if not name and self.known_not_module(source, info):
