@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--quiet", "-q", action="store_true", help="no summary line on stderr")
     check.add_argument("--runtime", action="store_true", help="confirm findings by running the Modules (needs torch)")
     check.add_argument("--runtime-scope", choices=("flagged", "all"), default="flagged")
-    check.add_argument("--runtime-timeout", type=float, help="seconds per file (default 60)")
+    check.add_argument("--runtime-timeout", type=float, help="seconds for each step of the runtime check: importing a file, building and probing one class (default 60)")
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="show one rule's page")
     rule.add_argument("code")
