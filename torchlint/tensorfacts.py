@@ -61,7 +61,7 @@ TENSOR_RETURNING_METHODS = frozenset(
 # Methods that convert or move a tensor and return the result instead of changing it.
 MOVE_METHODS = frozenset(
     {"to", "cuda", "cpu", "half", "float", "double", "long", "int", "bool", "byte", "char",
-     "short", "bfloat16", "type_as", "contiguous", "pin_memory"}
+     "short", "bfloat16", "type_as", "pin_memory"}
 )
 # Wrappers that iterate over their (first) argument: `enumerate(loader)`, `tqdm(loader)`.
 _ITER_WRAPPERS = frozenset({"enumerate", "tqdm", "iter", "progress_bar", "track"})

@@ -588,8 +588,6 @@ class HardcodedDeviceInModule(Rule):
                 test = self.ctx.code_for(ancestor.test).lower()
                 if any(w in test for w in _CUDA_GUARD_WORDS):
                     return
-            elif isinstance(ancestor, cst.BooleanOperation) and isinstance(ancestor.operator, cst.Or):
-                return  # `current_device() or torch.device("cuda")`: a fallback, not a choice
             elif isinstance(ancestor, cst.FunctionDef) and (
                     ancestor.name.value in _MOVING_API
                     or any(w in ancestor.name.value.lower() for w in ("cuda", "gpu", "offload", "device"))):
@@ -744,6 +742,8 @@ class InputNotMoved(Rule):
                 moved[found[0]] = -1
         if not moved:
             return
+        if self._loaders_move_batches():
+            return
         results = {name: self._scan(func, moved) for name, func in methods.items() if name != "__init__"}
         if not any(moves for _, moves in results.values()):
             return  # no sibling moves its batches: perhaps the loader yields device tensors
@@ -757,7 +757,14 @@ class InputNotMoved(Rule):
     def _moved_in_scope(self, scope: cst.CSTNode, model: str) -> bool:
         return any((found := model_move(self.ctx, n)) and found[0] == model for n in scope_nodes(scope))
 
+    def _loaders_move_batches(self) -> bool:
+        """The file defines a loader class that moves batches itself (`DeviceDataLoader`)."""
+        return any("device" in n.lower() and ("loader" in n.lower() or "prefetch" in n.lower())
+                   for n in self.ctx.local_classes)
+
     def _check_scope(self, scope: cst.CSTNode, pre_moved: dict[str, int]) -> None:
+        if self._loaders_move_batches():
+            return
         unmoved, _ = self._scan(scope, pre_moved)
         for call, model, batch_name in unmoved:
             self._report(call, model, batch_name)
@@ -784,8 +791,12 @@ class InputNotMoved(Rule):
                     any(w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
                 for target in node.targets:
                     moved.pop(dotted_name(target.target) or "", None)
+        device_loaders = self._device_loaders(nodes)
         for position, node in enumerate(nodes):
             if not isinstance(node, cst.For):
+                continue
+            iterable = dotted_name(_strip_iter_wrappers(node.iter))
+            if iterable is not None and iterable in device_loaders:
                 continue
             batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
             if not batch:
@@ -796,6 +807,19 @@ class InputNotMoved(Rule):
                 if batch_name not in moved_batch and moved[model] < position:
                     unmoved.append((call, model, batch_name))
         return unmoved, moves_batches
+
+    def _device_loaders(self, nodes: list[cst.CSTNode]) -> set[str]:
+        """Loaders bound from a wrapper that puts batches on the device (`DeviceDataLoader(dl,
+        device)`, `accelerator.prepare(dl)`): their batches need no move."""
+        out: set[str] = set()
+        for node in nodes:
+            if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+                text = self.ctx.code_for(node.value).lower()
+                if any(w in text for w in ("device", "cuda", "gpu", "prepare")):
+                    for target in node.targets:
+                        out.update(n for n in [dotted_name(target.target)] if n)
+                        out.update(_names_in_target(target.target))
+        return out
 
     def _loop_uses(self, loop: cst.For, batch: set[str], models: set[str],
                    unpacking: cst.Assign | None) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
@@ -845,6 +869,16 @@ class InputNotMoved(Rule):
             f"is never moved; move it first: {batch_name} = {batch_name}.to(device)",
             context=class_name_context(self.ctx, self.ctx.enclosing_class()),
         )
+
+
+def _strip_iter_wrappers(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """`enumerate(tqdm(loader))` -> `loader`."""
+    while isinstance(expr, cst.Call) and (dotted_name(expr.func) or "").split(".")[-1] in ("enumerate", "tqdm", "iter"):
+        args = positional_args(expr)
+        if not args:
+            break
+        expr = args[0].value
+    return expr
 
 
 def _names_in_target(target: cst.CSTNode) -> list[str]:
