@@ -16,10 +16,10 @@ from pathlib import Path
 
 import hypothesmith
 import pytest
+from helpers import ALL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ALL
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import Options, check_source
 from torchlint.fix import fix_source, parses

@@ -8,12 +8,18 @@ import json
 from typing import Any
 
 import pytest
-
 from helpers import ALL
+
 from torchlint.engine import Options, check_source
 from torchlint.fix import fix_source
 from torchlint.notebook import (
-    PLACEHOLDER, NotebookError, NotebookSource, extract, locate, split_lines, write_back,
+    PLACEHOLDER,
+    NotebookError,
+    NotebookSource,
+    extract,
+    locate,
+    split_lines,
+    write_back,
 )
 
 OPTIONS = Options(enabled=ALL)
@@ -232,3 +238,32 @@ def test_other_json_styles_are_kept(style: dict[str, Any]) -> None:
     ns = extract(text)
     new_text = write_back(text, ns, "x = 2\n")
     assert new_text == text.replace('"x = 1"', '"x = 2"')
+
+
+# ---- through the CLI --------------------------------------------------------------------------
+
+def test_cli_checks_and_fixes_a_notebook(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    text = notebook(markdown("# Training"), code(lines("%matplotlib inline\n!nvidia-smi"), [OUTPUT]),
+                    code(lines(MODEL), [OUTPUT]))
+    path = tmp_path / "train.ipynb"
+    path.write_text(text, encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "torchlint.cli", "check", "--no-cache", *args],
+                              cwd=tmp_path, check=False, capture_output=True, text=True, timeout=60)
+
+    checked = cli(".")
+    assert checked.returncode == 1, checked.stderr
+    assert "train.ipynb:cell 3:9:9: TL104 " in checked.stdout
+    assert "train.ipynb:cell 3:12:16: TL303 " in checked.stdout
+    fixed = cli("--fix", "--unsafe-fixes", "train.ipynb")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    before, after = json.loads(text), json.loads(path.read_text(encoding="utf-8"))
+    assert after["cells"][:2] == before["cells"][:2]  # magics, outputs untouched
+    assert after["cells"][2]["outputs"] == [OUTPUT]
+    assert "nn.ModuleList(" in "".join(after["cells"][2]["source"])
+    assert path.read_text(encoding="utf-8").count("\n") == text.count("\n")  # Jupyter's layout kept

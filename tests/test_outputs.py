@@ -32,8 +32,9 @@ class Net(nn.Module):
 
 
 def diag(**kw: object) -> Diagnostic:
-    base: dict[str, object] = dict(path="pkg/mod.py", line=3, col=5, end_line=3, end_col=20, code="TL104",
-                                   name="module-in-plain-container", message="self.x keeps Modules in a list")
+    base: dict[str, object] = {"path": "pkg/mod.py", "line": 3, "col": 5, "end_line": 3, "end_col": 20,
+                               "code": "TL104", "name": "module-in-plain-container",
+                               "message": "self.x keeps Modules in a list"}
     base.update(kw)
     return Diagnostic(**base)  # type: ignore[arg-type]
 
@@ -45,7 +46,7 @@ def render(emit, diagnostics: list[Diagnostic]) -> str:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "torchlint.cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "torchlint.cli", *args], cwd=cwd, capture_output=True, check=False,
                           text=True, timeout=120)
 
 
@@ -170,3 +171,15 @@ def test_gitlab_from_the_cli(project: Path) -> None:
     (issue,) = json.loads((project / "gl-code-quality.json").read_text("utf-8"))
     assert issue["check_name"] == "TL104"
     assert issue["location"] == {"path": "model.py", "lines": {"begin": 7, "end": 7}}
+
+
+def test_notebook_findings_name_their_cell_everywhere() -> None:
+    fix = Fix("safe", (Edit(10, 20, "x"),), "")
+    d = diag(context={"cell": 3, "cell_line": 3}, fix=fix)
+    log = json.loads(render(sarif.emit, [d]))
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    (result,) = log["runs"][0]["results"]
+    assert result["properties"]["cell"] == 3 and "(cell 3, line 3)" in result["message"]["text"]
+    assert "fixes" not in result  # offsets into the joined cells mean nothing in the .ipynb file
+    assert ",title=TL104 (cell 3)::" in render(github.emit, [d])
+    assert json.loads(render(gitlab.emit, [d]))[0]["description"].endswith("(cell 3, line 3)")

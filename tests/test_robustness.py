@@ -29,7 +29,7 @@ def cli(*args: str, cwd: Path, timeout: float = 60, user: int | None = None) -> 
     command = [sys.executable, "-m", "torchlint.cli", "check", "--no-cache", *args]
     if user is not None:
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(command, cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "TORCHLINT_DEBUG": ""})
 
 
@@ -239,12 +239,12 @@ def test_two_concurrent_runs_on_one_tree_agree(tree: Path) -> None:
             "from pkg.base import Base\nimport torch.nn as nn\n\n\nclass M(Base):\n    def __init__(self):\n"
             f"        self.fc{n} = [nn.Linear({n + 1}, 2)]\n")
     expected = subprocess.run([sys.executable, "-m", "torchlint.cli", "check", "--no-cache", "."], cwd=tree,
-                              capture_output=True, text=True, timeout=60)
+                              check=False, capture_output=True, text=True, timeout=60)
     assert expected.stdout.count("TL104") == 12 and expected.stdout.count("TL101") == 12
 
     def cached_run(_: int) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "torchlint.cli", "check", "-j", "2", "."], cwd=tree,
-                              capture_output=True, text=True, timeout=60)
+                              check=False, capture_output=True, text=True, timeout=60)
 
     for _round in ("cold cache", "warm cache"):
         with ThreadPoolExecutor(2) as pool:

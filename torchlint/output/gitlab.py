@@ -37,12 +37,13 @@ def to_codeclimate(diagnostics: list[Diagnostic]) -> list[dict[str, Any]]:
     issues = []
     for d in diagnostics:
         key = (_path(d.path), d.code, d.message)
+        cell = d.context.get("cell") if d.context else None  # notebooks: lines are within the cell
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
         issues.append({
             "type": "issue",
             "check_name": d.code,
-            "description": f"{d.code} {d.message}",
+            "description": f"{d.code} {d.message}" + (f" (cell {cell}, line {d.line})" if cell else ""),
             "categories": ["Bug Risk"],
             "severity": "critical" if d.code == TL000[0] else "major",
             "fingerprint": fingerprint(d, occurrence),

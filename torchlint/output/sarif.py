@@ -3,7 +3,9 @@
 Every rule is listed in `tool.driver.rules` (so a dashboard can show a rule that found
 nothing this run), each result points at its rule by id and index, and columns are counted
 in Unicode code points (`columnKind`), as torchlint counts them. Fix edits are code-point
-offsets into the decoded source, so their regions use `charOffset`/`charLength`.
+offsets into the decoded source, so their regions use `charOffset`/`charLength`. In a
+notebook, a finding's line is the line within its cell: the cell is named in the message and
+in `properties.cell`, and fixes are left out (their offsets are not into the .ipynb file).
 """
 
 from __future__ import annotations
@@ -68,9 +70,14 @@ def _region(d: Diagnostic) -> dict[str, int]:
     return {"startLine": line, "startColumn": col, "endLine": end_line, "endColumn": end_col}
 
 
+def _cell(d: Diagnostic) -> int | None:
+    """The notebook cell of a finding (its line and column are then within that cell)."""
+    return d.context.get("cell") if d.context else None
+
+
 def _fix(d: Diagnostic) -> dict[str, Any] | None:
-    if d.fix is None or not d.fix.edits:
-        return None
+    if d.fix is None or not d.fix.edits or _cell(d) is not None:
+        return None  # a notebook fix's offsets are into the joined cells, not into the .ipynb
     replacements = [
         {
             "deletedRegion": {"charOffset": edit.start, "charLength": edit.end - edit.start},
@@ -89,7 +96,7 @@ def _result(d: Diagnostic, rule_index: dict[str, int]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": d.code,
         "level": "error",
-        "message": {"text": d.message},
+        "message": {"text": d.message if _cell(d) is None else f"{d.message} (cell {_cell(d)}, line {d.line})"},
         "locations": [{"physicalLocation": {"artifactLocation": artifact_location(d.path), "region": _region(d)}}],
     }
     if d.code in rule_index:
