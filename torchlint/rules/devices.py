@@ -610,6 +610,9 @@ class HardcodedDeviceInModule(Rule):
         if isinstance(func, cst.Attribute) and func.attr.value == "cuda":
             if self.ctx.qualname(func.value) == "torch":
                 return None
+            args = positional_args(node) + ([a] if (a := keyword_arg(node, "device")) else [])
+            if args and not isinstance(args[0].value, (cst.Integer, cst.SimpleString)):
+                return None  # `.cuda(device)`: the caller chooses the device
             return ".cuda()"
         if self.ctx.qualname(func) == "torch.device":
             args = positional_args(node)
@@ -918,6 +921,14 @@ def _last_string(expr: cst.CSTNode) -> str | None:
     return found
 
 
+def _path_root(expr: cst.BaseExpression) -> str | None:
+    """`tmp` for `tmp`, `tmp.name`; the text of any other name or attribute chain."""
+    dotted = dotted_name(expr)
+    if dotted is not None and dotted.endswith(".name"):
+        dotted = dotted[: -len(".name")]
+    return dotted
+
+
 class TorchLoadWithoutMapLocation(Rule):
     """`torch.load` of a checkpoint without `map_location`."""
 
@@ -946,7 +957,7 @@ class TorchLoadWithoutMapLocation(Rule):
         if any(a.star == "*" for a in node.args):
             return
         evidence = self._checkpoint_evidence(node)
-        if evidence is None:
+        if evidence is None or self._round_trip(node):
             return
         self.report(
             node,
@@ -997,6 +1008,23 @@ class TorchLoadWithoutMapLocation(Rule):
         if not reasons or any(w in text for text in words for w in _NOT_MODEL_WORDS):
             return None
         return reasons[0]
+
+    def _round_trip(self, node: cst.Call) -> bool:
+        """`torch.save(obj, f)` then `torch.load(f)` in the same function: the tensors come back
+        to the devices they were just saved from, on the same machine."""
+        args = positional_args(node)
+        if not args:
+            return False
+        path = _path_root(args[0].value)
+        scope = enclosing_scope(self.ctx)
+        if path is None or scope is None:
+            return False
+        for other in scope_nodes(scope):
+            if isinstance(other, cst.Call) and self.ctx.qualname(other.func) == "torch.save":
+                saved = positional_args(other)
+                if len(saved) >= 2 and _path_root(saved[1].value) == path:
+                    return True
+        return False
 
     def _name_use(self, name: str) -> tuple[str, str] | None:
         """How the name a load is bound to is used in its scope: given to `load_state_dict`
