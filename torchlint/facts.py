@@ -677,3 +677,83 @@ def container_names(ctx: FileContext) -> frozenset[str]:
                 names.update(t.value for t in targets if isinstance(t, cst.Name))
         found = cache["container_names"] = frozenset(names)
     return found  # type: ignore[no-any-return]
+
+
+# ---- does train/eval mode change what a Module computes? ---------------------------------
+_MODE_FREE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+_ALWAYS_DROPOUT = ("Transformer", "MultiheadAttention")
+
+
+def _torch_layer_mode_dependent(ctx: FileContext, name: str, call: cst.Call, depth: int) -> bool:
+    if name in ctx.names.nn_dropout_layers or "BatchNorm" in name or "InstanceNorm" in name:
+        return True
+    if name.startswith(_ALWAYS_DROPOUT):
+        return True
+    if name in ("RNN", "LSTM", "GRU"):
+        dropout = keyword_arg(call, "dropout")
+        return dropout is not None and ctx.code_for(dropout.value).strip() not in ("0", "0.0")
+    if name in _MODE_FREE_CONTAINERS:
+        from torchlint.walk import descendants
+
+        return any(isinstance(n, cst.Call) and mode_dependent(ctx, n, depth + 1) for n in descendants(call))
+    return False
+
+
+def mode_dependent(ctx: FileContext, call: cst.Call, depth: int = 0) -> bool:
+    """Whether the Module that `call` builds may compute differently in train and eval mode.
+
+    False only when that is known: torch layers without Dropout/BatchNorm/InstanceNorm, and
+    classes of this file built only from such layers (the DQN of a tutorial). True otherwise.
+    """
+    if depth > 8:
+        return True
+    while (isinstance(call.func, cst.Attribute) and call.func.attr.value in MODULE_SELF_METHODS
+           and isinstance(call.func.value, cst.Call)):
+        call = call.func.value
+    name = ctx.torch_nn_name(call.func)
+    if name is not None:
+        return _torch_layer_mode_dependent(ctx, name, call, depth)
+    func = call.func
+    if isinstance(func, cst.Name) and func.value in ctx.local_classes and func.value not in ctx.imports:
+        return _class_mode_dependent(ctx, ctx.local_classes[func.value], depth)
+    qualname = ctx.qualname(func)
+    if qualname is not None and qualname.startswith("torch.nn.functional."):
+        return qualname.rsplit(".", 1)[-1].startswith(("dropout", "batch_norm", "instance_norm", "alpha_dropout",
+                                                        "feature_alpha_dropout"))
+    if qualname is not None and qualname.startswith("torch.") and ctx.expr_is_module_class(func) is not True:
+        return False  # torch functions and tensor ops
+    if isinstance(func, cst.Attribute) and ctx.qualname(func) is None:
+        return False  # a method call on a value (x.view(...)): not a Module being built
+    if isinstance(func, cst.Name) and qualname is None and func.value[:1].islower():
+        return False  # a builtin or plain function (super(), len(), ...), not a Module class
+    if ctx.expr_is_module_class(func) is False:
+        return False
+    return True
+
+
+def _class_mode_dependent(ctx: FileContext, classdef: cst.ClassDef, depth: int) -> bool:
+    cache = _cache(ctx).setdefault("mode_dependent", {})
+    found = cache.get(id(classdef))
+    if found is None:
+        cache[id(classdef)] = True  # recursion guard: assume the worst
+        from torchlint.walk import descendants
+
+        found = False
+        for arg in classdef.bases:
+            base = arg.value
+            if isinstance(base, cst.Name) and base.value in ctx.local_classes and base.value not in ctx.imports:
+                found = found or _class_mode_dependent(ctx, ctx.local_classes[base.value], depth + 1)
+            elif ctx.torch_nn_name(base) not in ("Module", None) or ctx.qualname(base) is None:
+                found = True  # a torch layer base, or a base the linter cannot read
+            elif ctx.torch_nn_name(base) is None and ctx.qualname(base) is not None:
+                found = True
+        if not found:
+            for node in descendants(classdef.body):
+                if isinstance(node, cst.Attribute) and node.attr.value == "training":
+                    found = True
+                elif isinstance(node, cst.Call) and mode_dependent(ctx, node, depth + 1):
+                    found = True
+                if found:
+                    break
+        cache[id(classdef)] = found
+    return bool(found)

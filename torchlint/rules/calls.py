@@ -267,7 +267,7 @@ class ForwardReturnsNothing(Rule):
                 computes = True
         if not computes:
             return
-        if _is_modular_template(self.ctx.path, body):
+        if _is_modular_template(self.ctx.path, body) or _only_records_state(node):
             return
         for inner in descendants(node.body, skip_scopes=True):
             if isinstance(inner, cst.Return) and inner.value is not None:
@@ -292,3 +292,37 @@ def _is_modular_template(path: str, body: list[cst.BaseStatement]) -> bool:
                         and dotted_name(small.value.func.value.func) == "super"):
                     return True
     return False
+
+
+_STATE_WRITERS = frozenset({"append", "extend", "update", "add", "copy_", "fill_", "zero_", "add_", "put", "record"})
+
+
+def _only_records_state(func: cst.FunctionDef) -> bool:
+    """An observer/logger forward: it binds no local variable, runs no submodule, and writes
+    only into `self` (`self.stats[k].append(x)`, `self.count += 1`); its result is not meant
+    to be used."""
+    writes = False
+    for node in descendants(func.body, skip_scopes=True):
+        if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            for target in targets:
+                root = target
+                while isinstance(root, (cst.Attribute, cst.Subscript)):
+                    root = root.value
+                if not (isinstance(root, cst.Name) and root.value == "self" and root is not target):
+                    return False
+                writes = True
+        elif isinstance(node, (cst.For, cst.With, cst.NamedExpr)):
+            return False  # binds local names
+        elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+              and isinstance(node.func.value, cst.Name) and node.func.value.value == "self"):
+            return False  # runs a submodule or method: computes an output
+        elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+              and node.func.attr.value in _STATE_WRITERS and (dotted_name(node.func.value) or "").startswith("self.")):
+            writes = True
+        elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+              and node.func.attr.value in _STATE_WRITERS and isinstance(node.func.value, cst.Subscript)):
+            inner = node.func.value.value
+            if (dotted_name(inner) or "").startswith("self."):
+                writes = True
+    return writes

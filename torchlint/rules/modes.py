@@ -7,14 +7,13 @@ import libcst as cst
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.facts import (
     Event, ScopeFacts, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
-    owner_class, scope_facts, self_attr_values, uses_torch,
+    mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
 from torchlint.walk import descendants
 
 _PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
 _MODE_KINDS = ("eval", "train", "either")
-_LOSS_FREE = ("Loss", "Identity", "ReLU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax", "Flatten")
 
 
 class _ScopeRule(Rule):
@@ -97,6 +96,8 @@ class EvalWithoutEvalMode(_ScopeRule):
             end = facts.loop_end[id(loop)]
             text = loop_iter_text(ctx, loop)
             for key in trained.get(id(loop), ()):
+                if self._built_mode_free(facts, key):
+                    continue
                 for other in facts.loops:
                     if (facts.loop_start[id(other)] <= end or facts.loop_contains(other, loop)
                             or loop_iter_text(ctx, other) in (None, text)
@@ -143,25 +144,24 @@ class EvalWithoutEvalMode(_ScopeRule):
             elif event.kind == "bind" and event.key == key:
                 known = False  # rebound to something else
             elif event.kind == "train" and event.key == key:
-                known = True
-        if not known:
+                # switched to train mode inside the same no_grad region: on purpose (BatchNorm
+                # statistics refreshed without gradients, as torch.optim.swa_utils.update_bn does)
+                known = event.no_grad is None or event.no_grad is not call.no_grad
+        if not known and not self._built_mode_free(facts, key):
             for loop in facts.innermost(facts.training_loops()):
                 if facts.loop_end[id(loop)] < call.order and key in trained.get(id(loop), ()):
                     known = True
         return known and _last_mode(facts, key, call.order) in (None, "train")
 
+    def _built_mode_free(self, facts: ScopeFacts, key: str) -> bool:
+        """The scope builds `key` from layers that behave the same in both modes."""
+        binds = [e for e in facts.events if e.kind == "bind_module" and e.key == key]
+        return bool(binds) and not any(self._mode_dependent(e.node) for e in binds)
+
     def _mode_dependent(self, assign: cst.CSTNode) -> bool:
-        """A Module built here may behave differently in eval mode (not a loss or an activation)."""
+        """A Module built here may behave differently in eval mode (Dropout, BatchNorm, unknown layers)."""
         value = getattr(assign, "value", None)
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Call):
-            value = value.func.value
-        if not isinstance(value, cst.Call):
-            return False
-        qualname = self.ctx.qualname(value.func) or ""
-        if qualname.startswith("torch.nn."):
-            last = qualname.rsplit(".", 1)[-1]
-            return not any(part in last for part in _LOSS_FREE)
-        return True
+        return isinstance(value, cst.Call) and mode_dependent(self.ctx, value)
 
 
 class TrainModeNotRestored(_ScopeRule):
@@ -373,16 +373,19 @@ class TrainingFlagAssigned(Rule):
         self.report(node, f"assigning {receiver}.training changes only this module's flag; its children keep their "
                     f"mode: call {text}", fix=PendingFix("safe", (Replace(node, text),), f"call {text}"))
 
+    def _leaf_layer(self, call: cst.Call) -> bool:
+        """A torch layer without child modules (BatchNorm, Linear, ...)."""
+        name = self.ctx.torch_nn_name(call.func)
+        return name is not None and name not in _WITH_CHILDREN
+
     def _is_module(self, receiver: str) -> bool | None:
         """True: a Module that may have children; None: a leaf layer (no children to miss); False: unknown."""
         func = self.ctx.enclosing_function()
         scope: cst.CSTNode = func if func is not None else self.ctx.module
         for node in descendants(scope, skip_scopes=True):
             if (isinstance(node, cst.Assign) and any(dotted_name(t.target) == receiver for t in node.targets)
-                    and isinstance(node.value, cst.Call)):
-                name = self.ctx.torch_nn_name(node.value.func)
-                if name is not None and name not in _WITH_CHILDREN:
-                    return None  # a torch leaf layer: copying a flag onto it is harmless
+                    and isinstance(node.value, cst.Call) and self._leaf_layer(node.value)):
+                return None  # a torch leaf layer: copying a flag onto it is harmless
         if _model_like(receiver):
             return True
         parts = receiver.split(".")
@@ -390,6 +393,8 @@ class TrainingFlagAssigned(Rule):
             cls = self.ctx.enclosing_class()
             if cls is not None:
                 values = self_attr_values(self.ctx, cls).get(parts[1], [])
+                if values and all(isinstance(v, cst.Call) and self._leaf_layer(v) for v in values):
+                    return None
                 return bool(values) and all(is_module_constructor(self.ctx, v) for v in values)
             return False
         for ancestor in self.ctx.stack:
