@@ -102,7 +102,7 @@ def _per_file_ignored(d: Diagnostic, config: Config) -> bool:
         return False
     path = Path(d.path)
     try:
-        rel = path.resolve().relative_to(config.root.resolve()).as_posix() if config.root else path.as_posix()
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(config.root)).as_posix() if config.root else path.as_posix()
     except ValueError:
         rel = path.as_posix()
     for glob, codes in config.per_file_ignores.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,8 @@ _KNOWN = _LIST_OF_STR | {"per-file-ignores", "max-file-size", "runtime"}
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above `start` that has a [tool.torchlint] table,
     else the nearest pyproject.toml at all (it still marks the project root)."""
-    start = start.resolve()
+    # realpath, not resolve(): it does not raise on a symlink loop
+    start = Path(os.path.realpath(start))
     if start.is_file():
         start = start.parent
     first = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import os
+import stat
 import sys
 import tokenize
 from dataclasses import dataclass, field
@@ -116,6 +118,14 @@ def parse(source: str) -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
+        # CPython's own message is clearer ("'(' was never closed") where it has one
+        try:
+            ast.parse(source)
+        except SyntaxError as py_exc:
+            if py_exc.lineno:
+                raise CannotCheck(f"cannot parse: {py_exc.msg}", py_exc.lineno, py_exc.offset or 1) from None
+        except (RecursionError, MemoryError, ValueError):
+            pass
         message = str(exc).split("\n")[0].strip() or "syntax error"
         raise CannotCheck(f"cannot parse: {message}", exc.raw_line, exc.raw_column + 1) from None
     except RecursionError:
@@ -335,6 +345,10 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
                module_name: str | None = None) -> FileResult:
     """Read, decode and check one file; unreadable and undecodable files are TL000."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            result = FileResult(path)
+            result.diagnostics.append(cannot_check(path, CannotCheck("cannot read: not a regular file")))
+            return result
         with open(path, "rb") as handle:
             data = handle.read(options.max_file_size + 1)
     except OSError as exc:

@@ -49,6 +49,18 @@ def uses_torch(ctx: FileContext) -> bool:
     return bool(found)
 
 
+def has_training_code(ctx: FileContext) -> bool:
+    """Cheap text pre-check: without `backward`, `no_grad` or `inference_mode` in the file, there
+    is no training loop and no evaluation block, and the scope walk can be skipped."""
+    cache = _cache(ctx)
+    found = cache.get("training_code")
+    if found is None:
+        source = ctx.source
+        found = cache["training_code"] = ("backward" in source or "no_grad" in source
+                                          or "inference_mode" in source) and uses_torch(ctx)
+    return bool(found)
+
+
 # ---- small expression helpers -----------------------------------------------------------
 def receiver_key(call: cst.Call) -> str | None:
     """`model.module` for `model.module.eval()`: the dotted receiver of a method call."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ def is_excluded(path: Path, patterns: list[str], root: Path | None) -> bool:
     if not patterns:
         return False
     try:
-        rel = path.resolve().relative_to(root.resolve()) if root else path
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(root)) if root else path
     except ValueError:
         rel = path
     rel_posix = rel.as_posix()
@@ -89,6 +90,11 @@ def discover(paths: list[str], exclude: list[str], root: Path | None, force_excl
                     continue
                 if not candidate.exists() and not candidate.is_symlink():
                     continue  # deleted but still tracked
+                try:
+                    if not stat.S_ISREG(os.stat(candidate).st_mode):
+                        continue  # a FIFO or device named *.py: opening it could block forever
+                except OSError:
+                    pass  # a symlink loop or a dangling link: reported as TL000 when read
                 add(_clean(candidate))
         else:
             if force_exclude and is_excluded(path, exclude, root):
@@ -104,7 +110,7 @@ def _clean(path: Path) -> Path:
 
 def project_root(paths: list[str]) -> Path:
     """The directory of the nearest pyproject.toml, else the git root, else the common folder."""
-    start = Path(paths[0] if paths else ".").resolve()
+    start = Path(os.path.realpath(paths[0] if paths else "."))
     if start.is_file() or not start.exists():
         start = start.parent
     for directory in [start, *start.parents]:
@@ -113,6 +119,6 @@ def project_root(paths: list[str]) -> Path:
     for directory in [start, *start.parents]:
         if (directory / ".git").exists():
             return directory
-    existing = [str(Path(p).resolve()) for p in paths if Path(p).exists()] or [str(start)]
+    existing = [os.path.realpath(p) for p in paths if Path(p).exists()] or [str(start)]
     common = Path(os.path.commonpath(existing))
     return common if common.is_dir() else common.parent

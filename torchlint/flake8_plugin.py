@@ -63,7 +63,7 @@ def _ignored(filename: str, code: str, config: Config) -> bool:
 
     path = Path(filename)
     try:
-        rel = path.resolve().relative_to(config.root.resolve()).as_posix() if config.root else filename
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(config.root)).as_posix() if config.root else filename
     except ValueError:
         rel = filename
     return any(

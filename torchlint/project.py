@@ -54,7 +54,7 @@ class ModuleSummary:
 
 def module_name_for(path: str | os.PathLike[str]) -> str:
     """The dotted module name of a file, from the outermost directory holding __init__.py."""
-    p = Path(path).resolve() if not Path(path).is_absolute() else Path(path)
+    p = Path(os.path.abspath(path))
     parts = [p.stem] if p.name != "__init__.py" else []
     parent = p.parent
     while (parent / "__init__.py").exists():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import multiprocessing
 import os
+import stat
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -44,6 +45,8 @@ class FileOutcome:
 def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
     """The cheap scan of one file for the index (None when unreadable or too large)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with open(path, "rb") as handle:
             data = handle.read(max_size + 1)
     except OSError:

@@ -6,7 +6,7 @@ import libcst as cst
 
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.facts import (
-    Event, ScopeFacts, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
+    Event, ScopeFacts, has_training_code, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
     mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
@@ -20,11 +20,11 @@ class _ScopeRule(Rule):
     """A rule that looks at whole scopes: each function body, and the module's top level."""
 
     def visit_Module(self, node: cst.Module) -> None:
-        if uses_torch(self.ctx):
+        if has_training_code(self.ctx):
             self.check_scope(node, scope_facts(self.ctx, node))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if uses_torch(self.ctx):
+        if has_training_code(self.ctx):
             self.check_scope(node, scope_facts(self.ctx, node))
 
     def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:

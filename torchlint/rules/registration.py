@@ -172,6 +172,10 @@ class MissingSuperInit(Rule):
             and isinstance(first.body[0], cst.Expr)
             and isinstance(first.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
         )
+        if not is_doc and isinstance(first, cst.SimpleStatementLine) and isinstance(first.body[0], cst.Expr) and isinstance(
+            first.body[0].value, (cst.SimpleString, cst.ConcatenatedString)
+        ):
+            return None  # `"""doc"""; self.x = ...`: inserting before it would demote the docstring
         text = "super().__init__()"
         if is_doc and len(body) == 1:
             op = InsertLineAfter(first, text)
