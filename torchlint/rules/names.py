@@ -99,11 +99,11 @@ class UnknownTorchAttribute(Rule):
         versions (`if hasattr(F, "scaled_dot_product_attention"): ...`)."""
         cached = getattr(self, "_probed", None)
         if cached is None:
-            from torchlint.walk import descendants
+            from torchlint.walk import find_all
 
             found = set()
-            for node in descendants(self.ctx.module):
-                if (isinstance(node, cst.Call) and isinstance(node.func, cst.Name)
+            for node in find_all(self.ctx.module, cst.Call):
+                if (isinstance(node.func, cst.Name)
                         and node.func.value == "hasattr" and len(node.args) >= 2
                         and isinstance(node.args[1].value, cst.SimpleString)):
                     value = node.args[1].value.evaluated_value
@@ -150,12 +150,18 @@ class UnknownTorchAttribute(Rule):
             if any(ctx.qualname(a.value) != "torch.nn.Module" for a in cls.bases if a.keyword is None):
                 return False
             # the name must not be an attribute the class sets anywhere
-            for node in _attributes_set(cls):
-                if node == attr:
-                    return False
-            return True
+            cache = self.__dict__.setdefault("_attrs_by_class", {})
+            attrs = cache.get(id(cls))
+            if attrs is None:
+                attrs = cache[id(cls)] = _attributes_set(cls)
+            return attr not in attrs
         function = ctx.enclosing_function() or ctx.module
-        binding = _binding_of(function, receiver)
+        bindings = self.__dict__.setdefault("_bindings_by_scope", {})
+        table = bindings.get(id(function))
+        if table is None:
+            table = bindings[id(function)] = _bindings(function)
+        values = table.get(receiver, [])
+        binding = values[0] if len(values) == 1 else None
         if binding is None or not isinstance(binding, cst.Call):
             return False
         layer = ctx.torch_nn_name(binding.func)
@@ -182,15 +188,15 @@ def _attributes_set(cls: cst.ClassDef) -> set[str]:
     return out
 
 
-def _binding_of(scope: cst.CSTNode, name: str) -> cst.BaseExpression | None:
-    """The value of the single assignment `name = ...` in a scope, or None if not exactly one."""
+def _bindings(scope: cst.CSTNode) -> dict[str, list[cst.BaseExpression]]:
+    """name -> the values of every plain `name = ...` assignment in a scope (one pass)."""
     from torchlint.context import small_statements, statement_body
 
     stmts = list(scope.body) if isinstance(scope, cst.Module) else statement_body(scope)
-    values = []
+    out: dict[str, list[cst.BaseExpression]] = {}
     for small in small_statements(stmts):
         if isinstance(small, cst.Assign):
             for target in small.targets:
-                if isinstance(target.target, cst.Name) and target.target.value == name:
-                    values.append(small.value)
-    return values[0] if len(values) == 1 else None
+                if isinstance(target.target, cst.Name):
+                    out.setdefault(target.target.value, []).append(small.value)
+    return out

@@ -12,7 +12,7 @@ from torchlint.context import (
 from torchlint.rule import (
     Case, DeleteLine, InsertLineAfter, InsertLineBefore, PendingFix, Replace, Rule,
 )
-from torchlint.walk import descendants
+from torchlint.walk import descendants, find_all
 
 # --- shared helpers for this family -------------------------------------------------------
 
@@ -77,8 +77,8 @@ def super_init_kind(call: cst.Call, self_param: str | None, class_name: str) -> 
 def find_parent_init(func: cst.FunctionDef, class_name: str) -> cst.Call | None:
     """The first call in `__init__` (nested defs excluded) that initialises the parent."""
     me = self_name(func)
-    for node in descendants(func.body, skip_scopes=True):
-        if isinstance(node, cst.Call) and super_init_kind(node, me, class_name) in ("super", "explicit"):
+    for node in find_all(func.body, cst.Call, skip_scopes=True):
+        if super_init_kind(node, me, class_name) in ("super", "explicit"):
             return node
     return None
 
@@ -487,9 +487,7 @@ class _PlainContainerRule(Rule):
                             if holder in self_containers:
                                 s, v, _ = self_containers[holder]
                                 self_containers[holder] = (s, v, True)
-        for node in descendants(func.body, skip_scopes=True):
-            if not isinstance(node, cst.Call):
-                continue
+        for node in find_all(func.body, cst.Call, skip_scopes=True):
             func_expr = node.func
             qual = ctx.qualname(func_expr) or ""
             if isinstance(func_expr, cst.Attribute) and func_expr.attr.value in ("append", "extend", "insert", "add", "update", "setdefault"):
@@ -529,6 +527,8 @@ class _PlainContainerRule(Rule):
                             wrapped.add(f"self.{attr}")
         if registered_elsewhere:
             return
+        if not any(holds for _, _, holds in self_containers.values()):
+            return
         # any later use of the same attribute in the class wrapped into a torch container
         class_wrapped = self._class_wrapped(cls)
         for attr, (small, value, holds) in self_containers.items():
@@ -546,8 +546,8 @@ class _PlainContainerRule(Rule):
     def _class_wrapped(self, cls: cst.ClassDef) -> set[str]:
         """self.<attr> names passed to nn.ModuleList/Sequential/... anywhere in the class."""
         out: set[str] = set()
-        for node in descendants(cls.body):
-            if isinstance(node, cst.Call) and (self.ctx.qualname(node.func) or "").startswith("torch.nn."):
+        for node in find_all(cls.body, cst.Call):
+            if (self.ctx.qualname(node.func) or "").startswith("torch.nn."):
                 for arg in node.args:
                     for sub in [arg.value, *descendants(arg.value)]:
                         attr = is_self_attr(sub) if isinstance(sub, cst.Attribute) else None
@@ -779,8 +779,8 @@ class TensorAttributeNotBuffer(Rule):
 
     def _registered_names(self, cls: cst.ClassDef) -> set[str]:
         out = set()
-        for node in descendants(cls.body):
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in _REGISTERING_METHODS:
+        for node in find_all(cls.body, cst.Call):
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in _REGISTERING_METHODS:
                 if node.args and isinstance(node.args[0].value, cst.SimpleString):
                     value = node.args[0].value.evaluated_value
                     if isinstance(value, str):
@@ -918,8 +918,8 @@ class LayerCreatedInForward(Rule):
                             stores = True
                 if stores:
                     guarded.update(id(n) for n in descendants(stmt.body))
-        for node in descendants(func.body, skip_scopes=True):
-            if not isinstance(node, cst.Call) or id(node) in guarded:
+        for node in find_all(func.body, cst.Call, skip_scopes=True):
+            if id(node) in guarded:
                 continue
             layer = self.ctx.torch_nn_name(node.func)
             if layer is None:
