@@ -298,14 +298,17 @@ _STATE_WRITERS = frozenset({"append", "extend", "update", "add", "copy_", "fill_
 
 
 def _only_records_state(func: cst.FunctionDef) -> bool:
-    """An observer/logger forward: it binds no local variable, runs no submodule, and writes
+    """An observer/logger forward: it binds no new local variable, runs no submodule, and writes
     only into `self` (`self.stats[k].append(x)`, `self.count += 1`); its result is not meant
     to be used."""
     writes = False
+    params = {p.name.value for p in func.params.params}
     for node in descendants(func.body, skip_scopes=True):
         if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
             for target in targets:
+                if isinstance(target, cst.Name) and target.value in params:
+                    continue  # normalising an input (`x = x[0]`) is not computing a result
                 root = target
                 while isinstance(root, (cst.Attribute, cst.Subscript)):
                     root = root.value
