@@ -692,7 +692,7 @@ def container_names(ctx: FileContext) -> frozenset[str]:
 
 
 # ---- does train/eval mode change what a Module computes? ---------------------------------
-_MODE_FREE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+_MODE_FREE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "DataParallel"})  # judged by their items
 _ALWAYS_DROPOUT = ("Transformer", "MultiheadAttention")
 
 
