@@ -140,8 +140,10 @@ class FileContext:
         self.index = index
         self.options = options or {}
         self.findings: list[PendingFinding] = []
-        # the ancestors of the node being visited (engine-maintained), outermost first
-        self.stack: list[cst.CSTNode] = []
+        # the flat tree and the position of the node whose hook is running (engine-set)
+        self.tree: Any = None
+        self._position = -1
+        self._stack: tuple[int, list[cst.CSTNode]] = (-1, [])
         self._class_facts: dict[int, ClassFacts] = {}
 
     # ---- names -------------------------------------------------------------------------
@@ -320,6 +322,19 @@ class FileContext:
         return None if unknown else False
 
     # ---- scopes ------------------------------------------------------------------------
+    def set_position(self, position: int) -> None:
+        """The engine tells which node's hook runs (the stack is derived from it on demand)."""
+        self._position = position
+
+    @property
+    def stack(self) -> list[cst.CSTNode]:
+        """The ancestors of the node whose hook is running, outermost first."""
+        if self.tree is None or self._position < 0:
+            return []
+        if self._stack[0] != self._position:
+            self._stack = (self._position, self.tree.ancestors(self._position))
+        return self._stack[1]
+
     def enclosing(self, node_type: type | tuple[type, ...]) -> Any:
         """The innermost ancestor of the current node of the given type, or None."""
         for node in reversed(self.stack):

@@ -145,7 +145,6 @@ class _Dispatcher:
                 for method in methods:
                     table = self.visit if method.startswith("visit_") else self.leave
                     table.setdefault(node_name, []).append((rule, getattr(rule, method)))
-        self.by_type: dict[type, tuple[list[Any], list[Any]]] = {}
 
     def _call(self, hooks: list[Any], node: cst.CSTNode) -> None:
         for rule, hook in hooks:
@@ -159,36 +158,42 @@ class _Dispatcher:
                 self.failed[rule.code] = f"{type(exc).__name__}: {exc}"
 
     def run(self, tree: FlatTree) -> None:
-        """Dispatch visit hooks in pre-order and leave hooks in post-order over the flat tree."""
-        stack = self.ctx.stack
-        by_type = self.by_type
+        """Call visit hooks in pre-order and leave hooks in post-order, on hooked nodes only.
+
+        Most nodes have no hook at all; the typed index of the flat tree gives the hooked
+        ones directly, and `ctx.stack` (the ancestors) is derived from parent links only
+        when a rule asks for it.
+        """
+        ctx = self.ctx
         visit, leave = self.visit, self.leave
         call = self._call
         ends = tree.ends
-        open_positions: list[int] = []
-        open_leaves: list[list[Any]] = []
-        for position, node in enumerate(tree.nodes):
-            while open_positions and ends[open_positions[-1]] <= position:
-                open_positions.pop()
-                node_leaves = open_leaves.pop()
-                closed = stack.pop()
-                if node_leaves:
-                    call(node_leaves, closed)
-            kind = type(node)
-            hooks = by_type.get(kind)
-            if hooks is None:
-                hooks = by_type[kind] = (visit.get(kind.__name__, []), leave.get(kind.__name__, []))
-            if hooks[0]:
-                call(hooks[0], node)
-            stack.append(node)
-            open_positions.append(position)
-            open_leaves.append(hooks[1])
-        while open_positions:
-            open_positions.pop()
-            node_leaves = open_leaves.pop()
-            closed = stack.pop()
-            if node_leaves:
-                call(node_leaves, closed)
+        hooked: list[int] = []
+        hooks_at: dict[type, tuple[list[Any], list[Any]]] = {}
+        for kind in tree.types():
+            pair = (visit.get(kind.__name__, []), leave.get(kind.__name__, []))
+            if pair[0] or pair[1]:
+                hooks_at[kind] = pair
+                hooked.extend(tree.positions_of(kind))
+        hooked.sort()
+        nodes = tree.nodes
+        open_leaves: list[int] = []  # positions whose leave hooks are due, innermost last
+        for position in hooked:
+            while open_leaves and ends[open_leaves[-1]] <= position:
+                done = open_leaves.pop()
+                ctx.set_position(done)
+                call(hooks_at[type(nodes[done])][1], nodes[done])
+            node = nodes[position]
+            on_visit, on_leave = hooks_at[type(node)]
+            if on_visit:
+                ctx.set_position(position)
+                call(on_visit, node)
+            if on_leave:
+                open_leaves.append(position)
+        while open_leaves:
+            done = open_leaves.pop()
+            ctx.set_position(done)
+            call(hooks_at[type(nodes[done])][1], nodes[done])
 
 
 def _line_bounds(source: str, offset: int) -> tuple[int, int]:
@@ -311,6 +316,7 @@ def _run_rules(result: FileResult, module: cst.Module, source: str, path: str, m
     try:
         tree = FlatTree(module)
         set_current_tree(tree)
+        ctx.tree = tree
         dispatcher.run(tree)
     except RecursionError:
         if "TL000" in options.enabled:
