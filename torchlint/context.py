@@ -321,6 +321,30 @@ class FileContext:
                 unknown = True
         return None if unknown else False
 
+    def reachable_methods(self, cls: cst.ClassDef, start: cst.FunctionDef) -> list[cst.FunctionDef]:
+        """`start` and the methods of `cls` it calls as `self.<m>(...)`, transitively
+        (`__init__` is never entered as a callee)."""
+        from torchlint.walk import find_all
+
+        methods = {s.name.value: s for s in statement_body(cls) if isinstance(s, cst.FunctionDef)}
+        out: list[cst.FunctionDef] = []
+        todo, seen = [start], set()
+        while todo:
+            func = todo.pop()
+            if id(func) in seen:
+                continue
+            seen.add(id(func))
+            out.append(func)
+            params = func.params.posonly_params or func.params.params
+            me = params[0].name.value if params else "self"
+            for call in find_all(func.body, cst.Call, skip_scopes=True):
+                target = call.func
+                if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == me:
+                    callee = methods.get(target.attr.value)
+                    if callee is not None and callee.name.value != "__init__":
+                        todo.append(callee)
+        return out
+
     # ---- scopes ------------------------------------------------------------------------
     def set_position(self, position: int) -> None:
         """The engine tells which node's hook runs (the stack is derived from it on demand)."""

@@ -700,24 +700,11 @@ class TensorAttributeNotBuffer(Rule):
         if init is None:
             return
         registered = self._registered_names(node)
-        methods = {s.name.value: s for s in statement_body(node) if isinstance(s, cst.FunctionDef)}
         self._used = self._attributes_read(node, init)
         self._init = init
         self._before_init = self._statements_before_parent_init(node, init)
-        todo, seen = [init], set()
-        while todo:
-            func = todo.pop()
-            if id(func) in seen:
-                continue
-            seen.add(id(func))
-            me = self_name(func) or "self"
-            self._check(node, func, me, registered)
-            for call in descendants(func.body, skip_scopes=True):
-                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
-                    if isinstance(call.func.value, cst.Name) and call.func.value.value == me:
-                        callee = methods.get(call.func.attr.value)
-                        if callee is not None:
-                            todo.append(callee)
+        for func in self.ctx.reachable_methods(node, init):
+            self._check(node, func, self_name(func) or "self", registered)
 
     @staticmethod
     def _attributes_read(cls: cst.ClassDef, init: cst.FunctionDef) -> set[str]:
@@ -884,24 +871,11 @@ class LayerCreatedInForward(Rule):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self.ctx.is_module_class(node):
             return
-        methods = {s.name.value: s for s in statement_body(node) if isinstance(s, cst.FunctionDef)}
-        forward = methods.get("forward")
+        forward = last_method(node, "forward")
         if forward is None:
             return
-        todo, seen = [forward], set()
-        while todo:
-            func = todo.pop()
-            if id(func) in seen:
-                continue
-            seen.add(id(func))
-            me = self_name(func) or "self"
-            self._check(node, func, me)
-            for call in descendants(func.body, skip_scopes=True):
-                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
-                    if isinstance(call.func.value, cst.Name) and call.func.value.value == me:
-                        callee = methods.get(call.func.attr.value)
-                        if callee is not None and callee.name.value != "__init__":
-                            todo.append(callee)
+        for func in self.ctx.reachable_methods(node, forward):
+            self._check(node, func, self_name(func) or "self")
 
     def _check(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str) -> None:
         names = self.ctx.names
