@@ -300,6 +300,59 @@ class CudaInit(nn.Module):
         return self.fc(x)
 
 
+class Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+
+    def forward(self, x):
+        h0 = torch.zeros(1, x.size(0), 8)
+        c0 = torch.zeros(1, x.size(0), 8)
+        out, _ = self.lstm(x, (h0, c0))
+        return out
+
+
+class RecurrentBystander(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+
+    def forward(self, x):
+        steps = torch.arange(x.size(1), device=x.device)
+        h0 = torch.zeros(1, x.size(0), 8)
+        out, _ = self.lstm(x, (h0, h0))
+        return out + steps[None, :, None]
+
+
+class CudaAfterMix(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        x = self.fc(x) + torch.ones(8)
+        if x.dim() > 2:
+            x = x.cuda()
+        return x
+
+
+class CudaInitTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8).cuda()
+        self.register_buffer("mask", torch.ones(8, device="cuda"))
+
+
+class CudaTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        x = self.fc(x).cuda()
+        return x.to("cuda")
+
+
 class LeNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -394,6 +447,11 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         by_hand(path, "TL402", "torch.arange(8, device", "WithDevice"),
         by_hand(path, "TL402", "torch.tensor([[1, 2, 3]])", "Embed"),
         by_hand(path, "TL402", "torch.zeros(8)", "DataDependent"),
+        by_hand(path, "TL402", "h0 = torch.zeros", "Recurrent"),
+        by_hand(path, "TL402", "torch.arange(x.size(1), device", "RecurrentBystander"),
+        by_hand(path, "TL403", "x.cuda()", "CudaAfterMix"),
+        by_hand(path, "TL403", 'torch.ones(8, device="cuda")', "CudaInitTwice"),
+        by_hand(path, "TL403", 'x.to("cuda")', "CudaTwice"),
         by_hand(path, "TL203", "def forward(self, x):", "LeNet"),
         by_hand(path, "TL104", "self.heads = [", "Args"),
         by_hand(path, "TL104", "self.heads = [", "Heads"),
@@ -445,7 +503,17 @@ ZOO_CASES = [
     ("TL402", "WithDevice", "not-reproduced", "forward ran on meta with no cpu tensor mixed in"),
     ("TL402", "Embed", "confirmed", "aten.embedding"),
     ("TL402", "DataDependent", "skipped", "not checkable on meta: RuntimeError: Tensor.item() cannot be called on meta tensors"),
+    # nn.LSTM checks devices itself, before the dispatch mode sees an op: the finding is
+    # confirmed by the line that made the cpu tensor, and only by it
+    ("TL402", "Recurrent", "confirmed", "not at the same device, found input tensor at meta and hidden tensor at cpu"),
+    ("TL402", "RecurrentBystander", "skipped", "device error not traced to this line"),
     ("TL403", "Cuda", "confirmed", "Torch not compiled with CUDA enabled"),
+    # without CUDA the first hard-coded line stops the run: the lines after it never ran
+    ("TL403", "CudaInitTwice", "skipped", "construction failed at line"),
+    ("TL403", "CudaTwice", "skipped", "forward on cpu failed at line"),
+    # the .cuda() line never runs (not on cpu, not on meta, where a cpu/meta mix stops forward
+    # first): no evidence for TL403
+    ("TL403", "CudaAfterMix", "skipped", "forward on meta stopped earlier"),
     ("TL403", "CudaInit", "confirmed", "construction failed without CUDA"),
     ("TL104", "Args", "skipped", "needs constructor arguments: dim, tasks"),
     ("TL104", "Heads", "confirmed", "2 Linear layers, 18 parameters"),

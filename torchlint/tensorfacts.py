@@ -41,7 +41,11 @@ TORCH_TENSOR_OPS = frozenset(
      "roll", "repeat_interleave", "masked_fill", "gather", "index_select", "sin", "cos", "pow",
      "maximum", "minimum", "lerp", "addmm", "baddbmm", "logsumexp", "cdist", "floor", "ceil",
      "round", "sign", "neg", "reciprocal", "square", "mul", "add", "sub", "div", "bucketize",
-     "searchsorted", "polar", "complex", "view_as_real", "view_as_complex", "atan2", "erf"}
+     "searchsorted", "polar", "complex", "view_as_real", "view_as_complex", "atan2", "erf",
+     # reductions and comparisons that return one tensor (`max`/`min`/`sort`/`topk` may
+     # return a tuple and are left out)
+     "argmax", "argmin", "argsort", "amax", "amin", "prod", "norm", "clone", "isnan", "isinf",
+     "isfinite", "logical_not", "logical_and", "logical_or", "eq", "ne", "gt", "ge", "lt", "le"}
 )
 # Tensor methods that return one tensor (so `y = x.<m>(...)` keeps `y` a tensor).
 TENSOR_RETURNING_METHODS = frozenset(
@@ -138,7 +142,8 @@ def is_loader_iterable(ctx: FileContext, expr: cst.BaseExpression, loader_names:
     if dotted in loader_names:
         return True
     last = dotted.split(".")[-1].lower()
-    return "loader" in last or last in ("data_iter", "train_iter", "test_iter", "val_iter", "valid_iter")
+    return "loader" in last or last == "dl" or last.endswith("_dl") or \
+        last in ("data_iter", "train_iter", "test_iter", "val_iter", "valid_iter")
 
 
 def _target_names(target: cst.BaseExpression) -> list[cst.Name] | None:
@@ -231,11 +236,20 @@ def scope_nodes(scope: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(kids)
 
 
-def tensor_root(expr: cst.BaseExpression) -> cst.BaseExpression:
-    """Strip tensor-preserving methods, subscripts and `.T`: `x.float()[None].T` -> `x`."""
+def _is_torch_module(expr: cst.BaseExpression, ctx: FileContext | None) -> bool:
+    """`torch` (however imported, when `ctx` is given): `torch.exp(x)` is a function call,
+    not the method `exp` of a tensor named `torch`."""
+    if ctx is not None:
+        return ctx.qualname(expr) == "torch"
+    return isinstance(expr, cst.Name) and expr.value == "torch"
+
+
+def tensor_root(expr: cst.BaseExpression, ctx: FileContext | None = None) -> cst.BaseExpression:
+    """Strip tensor-preserving methods, subscripts and `.T`: `x.float()[None].T` -> `x`.
+    A torch function named like a method (`torch.exp(x)`, `torch.argmax(x)`) is kept whole."""
     while True:
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
-                expr.func.attr.value in TENSOR_RETURNING_METHODS:
+                expr.func.attr.value in TENSOR_RETURNING_METHODS and not _is_torch_module(expr.func.value, ctx):
             expr = expr.func.value
         elif isinstance(expr, cst.Subscript):
             expr = expr.value
@@ -259,7 +273,7 @@ def classify_value(ctx: FileContext, expr: cst.BaseExpression | None) -> tuple[s
         return ("other",)
     if module_valued(ctx, expr):
         return ("module",)
-    root = tensor_root(expr)
+    root = tensor_root(expr, ctx)
     if isinstance(root, cst.Call) and torch_function(ctx, root) in TORCH_FACTORIES | TORCH_TENSOR_OPS:
         return ("tensor",)
     if root is not expr and isinstance(root, cst.Name):

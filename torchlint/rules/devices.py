@@ -141,6 +141,7 @@ _PARAM_CTORS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter", 
                           "torch.nn.parameter.Buffer"})
 _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "norm", "amax", "amin", "std", "var",
                          "all", "any", "argmax", "argmin"})
+_SPLIT_METHODS = frozenset({"split", "chunk", "unbind", "tensor_split"})
 _MOVED = object()  # sentinel: the created tensor is moved before anything else happens to it
 
 
@@ -259,9 +260,26 @@ class _DeviceFlow:
                 self._count_binding(node.name)
         for _ in range(2):  # twice: a loop may use a name before the line that binds it
             for node in assigns:
-                if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and \
-                        self.on_device(node.value):
-                    self.names.add(node.targets[0].target.value)
+                if len(node.targets) != 1:
+                    continue
+                target = node.targets[0].target
+                if isinstance(target, cst.Name) and self.on_device(node.value):
+                    self.names.add(target.value)
+                elif isinstance(target, (cst.Tuple, cst.List)) and self._splits_on_device(node.value):
+                    self.names.update(_names_in_target(target))
+
+    def _splits_on_device(self, value: cst.BaseExpression) -> bool:
+        """`q, k, v = <device tensor>.split(...)` / `.chunk(...)` / `.unbind(...)`, or
+        `out, h = self.lstm(...)`: every unpacked item is a tensor on the device."""
+        if not isinstance(value, cst.Call):
+            return False
+        if self.is_torch_layer(value.func):
+            return True
+        if method_call(value, _SPLIT_METHODS):
+            assert isinstance(value.func, cst.Attribute)
+            return self.on_device(value.func.value)
+        return torch_function(self.ctx, value) in _SPLIT_METHODS and bool(value.args) and \
+            self.on_device(value.args[0].value)
 
     def _count_binding(self, target: cst.CSTNode) -> None:
         if isinstance(target, cst.Name):
@@ -314,7 +332,7 @@ class _DeviceFlow:
     def on_device(self, expr: cst.BaseExpression) -> bool:
         """Whether an expression is a tensor on the Module's device (an input, a parameter,
         a buffer, a submodule's output, or something computed from them)."""
-        root = tensor_root(expr)
+        root = tensor_root(expr, self.ctx)
         if _moved_to_cpu(expr, root):
             return False
         if isinstance(root, cst.Name):
@@ -378,7 +396,23 @@ class _DeviceFlow:
                 if not self.on_device(other):
                     current = parent
                     continue
+            comparison = self._comparison(current)
+            if comparison is not None:
+                if not all(isinstance(t.operator, _TENSOR_COMPARISONS) for t in comparison.comparisons):
+                    return None  # `t is None`, `v in t`: not a tensor
+                if not any(self.on_device(o) for o in _operands(comparison) if o is not current):
+                    current = comparison  # `idx[None] > idx[:, None]`: still a CPU (bool) tensor
+                    continue
             return current
+
+    def _comparison(self, expr: cst.CSTNode) -> cst.Comparison | None:
+        """The comparison `expr` is an operand of."""
+        parent = self.index.up(expr)
+        if isinstance(parent, cst.ComparisonTarget) and parent.comparator is expr:
+            parent = self.index.up(parent)
+        elif not (isinstance(parent, cst.Comparison) and parent.left is expr):
+            return None
+        return parent if isinstance(parent, cst.Comparison) else None
 
     def meets(self, expr: cst.CSTNode) -> bool:
         """Whether the CPU tensor `expr` meets a tensor on the device right where it is used."""
@@ -386,14 +420,20 @@ class _DeviceFlow:
         if isinstance(parent, cst.BinaryOperation):
             other = parent.right if parent.left is expr else parent.left
             return self.on_device(other)
+        comparison = self._comparison(expr)
+        if comparison is not None:
+            return all(isinstance(t.operator, _TENSOR_COMPARISONS) for t in comparison.comparisons) and \
+                any(self.on_device(o) for o in _operands(comparison) if o is not expr)
         if isinstance(parent, cst.Element):
             sequence = self.index.up(parent)
             arg = self.index.up(sequence) if sequence is not None else None
             call = self.index.up(arg) if isinstance(arg, cst.Arg) else None
-            if isinstance(call, cst.Call) and torch_function(self.ctx, call) in _CONCAT_FUNCS and \
-                    isinstance(sequence, (cst.List, cst.Tuple)):
+            if not isinstance(call, cst.Call) or not isinstance(sequence, (cst.List, cst.Tuple)):
+                return False
+            if torch_function(self.ctx, call) in _CONCAT_FUNCS:
                 return any(e is not parent and self.on_device(e.value) for e in sequence.elements)
-            return False
+            # `self.lstm(x, (h0, c0))`: the initial state goes to a torch layer
+            return isinstance(sequence, cst.Tuple) and self.is_torch_layer(call.func)
         if isinstance(parent, cst.Arg):
             call = self.index.up(parent)
             if not isinstance(call, cst.Call):
@@ -408,8 +448,22 @@ class _DeviceFlow:
                 return self.on_device(call.func.value)
         return False
 
-    def name_meets(self, name: str, binding: cst.CSTNode) -> bool | None:
-        """Whether the tensor bound to a local name meets a device tensor; None when moved."""
+    def local_target(self, top: cst.CSTNode, seen: set[str]) -> str | None:
+        """The local name a CPU tensor expression is bound to (`mask = <top>`), when that is
+        its only binding and it is not a device tensor."""
+        parent = self.index.up(top)
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and \
+                isinstance(parent.targets[0].target, cst.Name):
+            target = parent.targets[0].target.value
+            if self.bindings.get(target, 0) == 1 and target not in self.names and target not in seen:
+                return target
+        return None
+
+    def name_meets(self, name: str, binding: cst.CSTNode, seen: set[str] | None = None) -> bool | None:
+        """Whether the tensor bound to a local name meets a device tensor, directly or through
+        locals computed from it (`idx` -> `mask = idx[None] > idx[:, None]` -> `masked_fill`);
+        None when moved."""
+        seen = (seen or set()) | {name}
         found = False
         for node in self.index.nodes:
             if not (isinstance(node, cst.Name) and node.value == name):
@@ -432,7 +486,21 @@ class _DeviceFlow:
                 return None
             if isinstance(top, cst.CSTNode) and self.meets(top):
                 found = True
+            elif isinstance(top, cst.CSTNode) and len(seen) < 3 and \
+                    (derived := self.local_target(top, seen)) is not None:
+                result = self.name_meets(derived, top, seen)
+                if result is None:
+                    return None  # the derived tensor is moved: the author placed it
+                found = found or result
         return found
+
+
+_TENSOR_COMPARISONS = (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual, cst.Equal,
+                       cst.NotEqual)
+
+
+def _operands(comparison: cst.Comparison) -> list[cst.BaseExpression]:
+    return [comparison.left, *(t.comparator for t in comparison.comparisons)]
 
 
 def _is_zero_dim(name: str, call: cst.Call) -> bool:
@@ -517,12 +585,9 @@ class TensorCreatedWithoutDevice(Rule):
             return
         hit = flow.meets(top)
         if not hit:
-            parent = flow.index.up(top)
-            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and \
-                    isinstance(parent.targets[0].target, cst.Name):
-                target = parent.targets[0].target.value
-                if flow.bindings.get(target, 0) == 1 and target not in flow.names:
-                    hit = flow.name_meets(target, parent) is True
+            target = flow.local_target(top, set())
+            if target is not None:
+                hit = flow.name_meets(target, top) is True
         if not hit:
             return
         where = "forward" if func.name.value == "forward" else f"{func.name.value} (called from forward)"
@@ -848,7 +913,8 @@ class InputNotMoved(Rule):
                 args = [a.value for a in node.args]
                 arg_names = [a.value for a in args if isinstance(a, cst.Name) and a.value in batch]
                 if func_name in models:
-                    for name in arg_names:
+                    # `model(xb)`, and `model(xb.view(n, -1))`, `model(xb.float())`, `model(xb[:, 0])`
+                    for name in [r for a in args if (r := _unmoved_batch_root(a)) in batch]:
                         calls.append((node, func_name, name))
                 elif arg_names and any(w in (func_name or self.ctx.code_for(node.func)).lower() for w in _MOVER_WORDS):
                     moved.update(arg_names)
@@ -872,6 +938,21 @@ class InputNotMoved(Rule):
             f"is never moved; move it first: {batch_name} = {batch_name}.to(device)",
             context=class_name_context(self.ctx, self.ctx.enclosing_class()),
         )
+
+
+def _unmoved_batch_root(expr: cst.BaseExpression) -> str | None:
+    """`xb` for `xb`, `xb.view(...)`, `xb.float()`, `xb[:, 0]`: a tensor-preserving chain on a
+    name that moves nothing (None when it passes through `.to(...)`, `.cuda()`, `.type_as()`)."""
+    while True:
+        if isinstance(expr, cst.Name):
+            return expr.value
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+                expr.func.attr.value in TENSOR_RETURNING_METHODS and expr.func.attr.value not in _MOVING_METHODS:
+            expr = expr.func.value
+        elif isinstance(expr, cst.Subscript):
+            expr = expr.value
+        else:
+            return None
 
 
 def _strip_iter_wrappers(expr: cst.BaseExpression) -> cst.BaseExpression:

@@ -32,6 +32,9 @@ _DEVICE_MESSAGES = (
     "found at least two devices", "torch not compiled with cuda", "no nvidia driver",
     "cuda driver", "cuda error", "cuda is not available", "expected device", "device mismatch",
     "mixes a meta tensor with a cpu tensor",
+    # composite kernels check devices themselves, before any op reaches the dispatch mode:
+    # `Input and hidden tensors are not at the same device` (nn.LSTM/GRU/RNN)
+    "not at the same device",
 )
 
 
@@ -77,6 +80,11 @@ class DeviceMixMode(TorchDispatchMode):
         self._origins: dict[int, int] = {}
         self._keep: list[torch.Tensor] = []
         self.error: DeviceMixError | None = None
+
+    def cpu_lines(self) -> set[int]:
+        """The user lines that created CPU tensors of one or more dimensions during forward:
+        the suspects when a kernel's own device check (not this mode) refused a mix."""
+        return {self._origins[id(t)] for t in self._keep if t.dim() > 0 and id(t) in self._origins}
 
     def _user_line(self) -> int | None:
         frame = sys._getframe(1)

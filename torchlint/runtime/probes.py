@@ -124,6 +124,7 @@ class DeviceReport:
     error: BaseException | None = None
     device_error: bool = False
     skipped: str = ""
+    cpu_lines: set[int] = field(default_factory=set)  # lines that made cpu tensors in forward (meta)
 
 
 class _Instruments:
@@ -459,9 +460,10 @@ class ClassProber:
                               else "forward did not run on cpu")
             return
         args = to_device(forward.candidate.args, device)
+        mode = DeviceMixMode(self.user_file) if device == "meta" else None
         try:
-            if device == "meta":
-                with torch.no_grad(), DeviceMixMode(self.user_file):
+            if mode is not None:
+                with torch.no_grad(), mode:
                     model(*args)
             else:
                 with torch.no_grad():
@@ -472,6 +474,8 @@ class ClassProber:
         except (Exception, SystemExit) as exc:
             report.error = exc
             report.device_error = is_device_error(exc)
+            if mode is not None:
+                report.cpu_lines = mode.cpu_lines()
             if not report.device_error:
                 report.skipped = f"not checkable on {device}: {short_error(exc)}"
 
@@ -492,7 +496,25 @@ class ClassProber:
         return value
 
     # -- verdicts ------------------------------------------------------------------------
-    def construction_blocker(self, code: str) -> Verdict | None:
+    def _user_line(self, exc: BaseException) -> int | None:
+        """The line of the user's file where an exception was raised (its innermost frame there)."""
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self.user_file:
+                found = tb.tb_lineno
+            tb = tb.tb_next
+        return found
+
+    def _cuda_verdict(self, stage: str, exc: BaseException, line: int | None, end_line: int | None) -> Verdict:
+        """TL403 when CUDA is missing: confirmed by the finding whose line raised, not by its
+        siblings in the class, whose lines never ran."""
+        raised = self._user_line(exc)
+        if raised is None or line is None or end_line is None or line <= raised <= end_line:
+            return CONFIRMED, f"{stage} without CUDA: {short_error(exc)}"
+        return SKIPPED, f"{stage} at line {raised} before this line ran: {short_error(exc)}"
+
+    def construction_blocker(self, code: str, line: int | None = None, end_line: int | None = None) -> Verdict | None:
         """The verdict when construction did not give an instance (or gave a broken one)."""
         if self.construct_skipped:
             return SKIPPED, self.construct_skipped
@@ -503,7 +525,7 @@ class ClassProber:
                     _INIT_ERROR.search(str(error)) or "super(type, obj)" in str(error)):
                 return CONFIRMED, f"construction failed: {message}"
             if code == "TL403" and is_cuda_unavailable_error(error):
-                return CONFIRMED, f"construction failed without CUDA: {message}"
+                return self._cuda_verdict("construction failed", error, line, end_line)
             if code == "TL109" and isinstance(error, AttributeError):
                 return None  # decided by the attribute name in verdict()
             if isinstance(error, SystemExit):
@@ -515,7 +537,7 @@ class ClassProber:
 
     def verdict(self, code: str, anchor: str, line: int, end_line: int) -> Verdict:
         """(status, detail) for one static finding of this class."""
-        blocker = self.construction_blocker(code)
+        blocker = self.construction_blocker(code, line, end_line)
         if blocker is not None:
             return blocker
         method = getattr(self, f"_verdict_{code}", None)
@@ -705,6 +727,8 @@ class ClassProber:
     def _device_verdict(self, code: str, line: int, end_line: int) -> Verdict:
         forward = self.forward_report
         if forward is not None and forward.error_kind in ("cuda", "device") and forward.error is not None:
+            if code == "TL403" and forward.error_kind == "cuda":
+                return self._cuda_verdict("forward on cpu failed", forward.error, line, end_line)
             if code == "TL403" or forward.error_kind == "device":
                 return CONFIRMED, f"forward on cpu failed: {short_error(forward.error)}"
         device = self.device_report
@@ -713,6 +737,11 @@ class ClassProber:
         if device.error is not None and device.device_error:
             error = device.error
             if code == "TL403":
+                if device.device == "meta" and not is_cuda_unavailable_error(error):
+                    # a meta/cpu mix stopped forward: the hard-coded CUDA line may not have run
+                    return SKIPPED, f"forward on meta stopped earlier: {short_error(error)}"
+                if device.device == "meta":
+                    return self._cuda_verdict("forward on meta failed", error, line, end_line)
                 return CONFIRMED, f"forward on {device.device} failed: {short_error(error)}"
             if isinstance(error, DeviceMixError):
                 if error.origin_line is not None and line <= error.origin_line <= end_line:
@@ -722,6 +751,15 @@ class ClassProber:
                 return SKIPPED, f"forward on meta stopped earlier at a cpu tensor the model holds: {error}"
             if is_cuda_unavailable_error(error):
                 return SKIPPED, f"forward on {device.device} stopped earlier: {short_error(error)}"
+            if device.device == "meta":
+                # a kernel's own device check (nn.LSTM's) refused the mix before the mode saw
+                # it: confirm only a finding whose line made a cpu tensor during forward
+                suspects = sorted(device.cpu_lines)
+                if any(line <= s <= end_line for s in suspects):
+                    lines = ", ".join(str(s) for s in suspects)
+                    return CONFIRMED, (f"forward on meta failed: {short_error(error)}; cpu tensors made during "
+                                       f"forward at line{'s' if len(suspects) > 1 else ''} {lines}; this fails on CUDA")
+                return SKIPPED, f"forward on meta stopped at a device error not traced to this line: {short_error(error)}"
             return CONFIRMED, f"forward on {device.device} failed: {short_error(error)}"
         if device.skipped:
             return SKIPPED, device.skipped
