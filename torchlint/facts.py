@@ -495,6 +495,14 @@ class _Collector:
                 self._add("accumulate", node, key=key, value=value.value)
         elif isinstance(node, cst.Assign) and len(node.targets) == 1:
             key = dotted_name(node.targets[0].target)
+            value = node.value
+            if (key is not None and isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add)):
+                # `total = total + loss` (or `loss + total`): the spelled-out `+=`
+                sides = (value.left, value.right)
+                for own, added in (sides, sides[::-1]):
+                    if dotted_name(own) == key and isinstance(added, cst.Name) and added.value != key:
+                        self._add("accumulate", node, key=key, value=added.value)
+                        break
             if key is not None:
                 kind = "bind_module" if is_module_constructor(self.ctx, node.value) else "bind"
                 self._add(kind, node, key=key)

@@ -10,7 +10,7 @@ from torchlint.facts import (
     mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
-from torchlint.walk import descendants
+from torchlint.walk import descendants, find_all
 
 _PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
 _MODE_KINDS = ("eval", "train", "either")
@@ -77,7 +77,7 @@ class EvalWithoutEvalMode(_ScopeRule):
             if any(isinstance(n, cst.ClassDef) for n in ctx.stack):
                 if cls is None:
                     return
-        reported: set[int] = set()
+        reported: set[int] = self.__dict__.setdefault("_reported_guards", set())
         training_loops = facts.innermost(facts.training_loops())
         trained = self._trained_models(facts, training_loops)
         # form 1: a call under no_grad of a Module known to be in training mode
@@ -91,6 +91,23 @@ class EvalWithoutEvalMode(_ScopeRule):
             what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
             self.report(guard, f"{event.key} is called in a {what} but is still in training mode (Dropout stays "
                         f"random, BatchNorm updates its statistics): call {event.key}.eval() first")
+        # form 1 across a call: a Module known here to be in training mode is passed to a
+        # same-file function that runs it under no_grad without switching it to eval mode
+        for event in facts.events:
+            if event.kind != "call" or event.via is not None or not isinstance(event.node, cst.Call):
+                continue
+            for key, param, guard in self._no_grad_uses(event.node):
+                if id(guard) in reported:
+                    continue
+                probe = Event("module_call", event.node, event.order, event.loops, key=key, no_grad=event.no_grad)
+                if not self._in_train_mode(facts, probe, trained):
+                    continue
+                reported.add(id(guard))
+                what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
+                caller = f"{scope.name.value}()" if isinstance(scope, cst.FunctionDef) else "the script"
+                self.report(guard, f"{param} is called in a {what} but nothing switches it to eval mode: {caller} "
+                            f"passes {key} in still in training mode (Dropout stays random, BatchNorm updates its "
+                            f"statistics): call {param}.eval() first")
         # form 2: after a training loop, a loop over another loader calls the model, no .eval() between
         for loop in training_loops:
             end = facts.loop_end[id(loop)]
@@ -114,6 +131,44 @@ class EvalWithoutEvalMode(_ScopeRule):
                     self.report(call.node, f"{key} was trained above and is now run over another loader while "
                                 f"still in training mode: call {key}.eval() before this loop (and "
                                 f"{key}.train() before training again)")
+
+    def _no_grad_uses(self, call: cst.Call) -> list[tuple[str, str, cst.CSTNode]]:
+        """(argument, parameter, no_grad guard) for each argument of a call to a same-file
+        top-level function that calls that parameter under no_grad with no train/eval switch
+        (on it or on anything unknown) before, and does not rebind it."""
+        ctx = self.ctx
+        func = call.func
+        if not isinstance(func, cst.Name) or func.value in ctx.imports:
+            return []
+        callee = ctx.local_functions.get(func.value)
+        if callee is None or owner_class(ctx, callee) is not None:
+            return []
+        params = callee.params
+        names = [p.name.value for p in (*params.posonly_params, *params.params)]
+        passed: dict[str, str] = {}
+        for index, arg in enumerate(positional_args(call)):
+            key = dotted_name(arg.value)
+            if index < len(names) and key is not None:
+                passed[names[index]] = key
+        for arg in call.args:
+            key = dotted_name(arg.value)
+            if arg.keyword is not None and key is not None:
+                passed[arg.keyword.value] = key
+        if not passed:
+            return []
+        inner = scope_facts(ctx, callee)
+        out = []
+        for param, key in passed.items():
+            for event in inner.events:
+                if event.key is not None and event.key != param and not keys_match(event.key, param):
+                    continue
+                if event.kind in ("bind", "bind_module") or event.kind in _MODE_KINDS:
+                    break  # rebound, or switched (to either mode; an unknown receiver may be it) before any use
+                if (event.kind == "module_call" and event.key == param and event.no_grad is not None
+                        and event.via is None):
+                    out.append((key, param, event.no_grad))
+                    break
+        return out
 
     def _trained_models(self, facts: ScopeFacts, loops: list[cst.CSTNode]) -> dict[int, set[str]]:
         """For each training loop: the models it trains (called in it, outside no_grad, with evidence)."""
@@ -311,17 +366,23 @@ class LoopVariableModuleReplace(Rule):
             return
         assign: cst.Assign | None = None
         inside: set[int] = set()
-        for inner in descendants(node.body, skip_scopes=True):
-            if assign is None:
-                if (isinstance(inner, cst.Assign) and len(inner.targets) == 1
-                        and isinstance(inner.targets[0].target, cst.Name) and inner.targets[0].target.value == var
-                        and is_module_constructor(self.ctx, inner.value)):
-                    assign = inner
-                    inside = {id(n) for n in descendants(inner)}
-            elif id(inner) not in inside and isinstance(inner, cst.Name) and inner.value == var:
-                return  # the new module is used afterwards (setattr, parent[name] = m, ...)
+        body = descendants(node.body, skip_scopes=True)
+        for at, inner in enumerate(body):
+            if (isinstance(inner, cst.Assign) and len(inner.targets) == 1
+                    and isinstance(inner.targets[0].target, cst.Name) and inner.targets[0].target.value == var
+                    and is_module_constructor(self.ctx, inner.value)):
+                assign = inner
+                inside = {id(n) for n in descendants(inner)}
+                break
         if assign is None:
             return
+        # branches that never run after the assignment (`else:` of the `if` that holds it)
+        for branch in find_all(node.body, cst.If, skip_scopes=True):
+            if branch.orelse is not None and any(n is assign for n in descendants(branch.body, skip_scopes=True)):
+                inside.update(id(n) for n in descendants(branch.orelse))
+        for inner in body[at + 1:]:
+            if id(inner) not in inside and isinstance(inner, cst.Name) and inner.value == var:
+                return  # the new module is used afterwards (setattr, parent[name] = m, ...)
         self.report(assign, f"assigning to the loop variable {var} replaces nothing in the model: use "
                     f"named_modules() and setattr(parent, name, new) on the parent module")
 
@@ -493,13 +554,20 @@ class LossAccumulatedWithGraph(_ScopeRule):
         node = event.node
         loss = event.value
         total = event.key
-        if isinstance(node, cst.AugAssign):
+        if isinstance(node, (cst.AugAssign, cst.Assign)):
             # keep behaviour: a total later used as a tensor must stay a tensor
             as_tensor = any(isinstance(n, cst.Attribute) and dotted_name(n.value) == total
                             for n in descendants(scope, skip_scopes=True))
             method = "detach" if as_tensor else "item"
-            fix = PendingFix("safe", (Replace(node.value, f"{loss}.{method}()"),), f"add {loss}.{method}()")
-            self.report(node, f"{total} += {loss} keeps every iteration's autograd graph alive (memory grows each "
+            if isinstance(node, cst.AugAssign):
+                operand, shown = node.value, f"{total} += {loss}"
+            else:  # total = total + loss
+                assert isinstance(node.value, cst.BinaryOperation)
+                right = node.value.right
+                operand = right if isinstance(right, cst.Name) and right.value == loss else node.value.left
+                shown = f"{total} = {self.ctx.code_for(node.value).strip()}"
+            fix = PendingFix("safe", (Replace(operand, f"{loss}.{method}()"),), f"add {loss}.{method}()")
+            self.report(node, f"{shown} keeps every iteration's autograd graph alive (memory grows each "
                         f"step): add {loss}.{method}()", fix=fix)
         else:
             assert isinstance(node, cst.Call)

@@ -143,18 +143,7 @@ class UnknownTorchAttribute(Rule):
         ctx = self.ctx
         found = ctx.enclosing_method()
         if found is not None and receiver == "self":
-            cls, _ = found
-            if not ctx.is_module_class(cls) or ctx.class_defines(cls, attr) is not False:
-                return False
-            # bases other than nn.Module itself have methods of their own we do not list
-            if any(ctx.qualname(a.value) != "torch.nn.Module" for a in cls.bases if a.keyword is None):
-                return False
-            # the name must not be an attribute the class sets anywhere
-            cache = self.__dict__.setdefault("_attrs_by_class", {})
-            attrs = cache.get(id(cls))
-            if attrs is None:
-                attrs = cache[id(cls)] = _attributes_set(cls)
-            return attr not in attrs
+            return self._class_lacks(found[0], attr)
         function = ctx.enclosing_function() or ctx.module
         bindings = self.__dict__.setdefault("_bindings_by_scope", {})
         table = bindings.get(id(function))
@@ -164,8 +153,41 @@ class UnknownTorchAttribute(Rule):
         binding = values[0] if len(values) == 1 else None
         if binding is None or not isinstance(binding, cst.Call):
             return False
-        layer = ctx.torch_nn_name(binding.func)
+        func = binding.func
+        if isinstance(func, cst.Name) and func.value in ctx.local_classes and func.value not in ctx.imports:
+            return self._class_lacks(ctx.local_classes[func.value], attr)  # `model = Net()`, Net of this file
+        layer = ctx.torch_nn_name(func)
         return layer is not None and layer in ctx.names.nn_module_classes
+
+    def _class_lacks(self, cls: cst.ClassDef, attr: str, depth: int = 0) -> bool:
+        """A Module class of this file whose whole chain (classes of this file down to nn.Module
+        itself) neither defines nor sets `attr`."""
+        ctx = self.ctx
+        if depth > 20 or not ctx.is_module_class(cls) or ctx.class_defines(cls, attr) is not False:
+            return False
+        if "__getattr__" in ctx.class_facts(cls).methods:
+            return False  # forwards unknown names (wrappers around another object)
+        # the name must not be an attribute the class sets anywhere
+        cache = self.__dict__.setdefault("_attrs_by_class", {})
+        attrs = cache.get(id(cls))
+        if attrs is None:
+            attrs = cache[id(cls)] = _attributes_set(cls)
+        if attr in attrs:
+            return False
+        for base in cls.bases:
+            if base.keyword is not None or base.star:
+                continue
+            value = base.value
+            if ctx.qualname(value) == "torch.nn.Module":
+                continue
+            # bases other than nn.Module itself have methods of their own we do not list,
+            # unless they are classes of this file whose chain we can read
+            if not (isinstance(value, cst.Name) and value.value in ctx.local_classes and value.value not in ctx.imports):
+                return False
+            local = ctx.local_classes[value.value]
+            if local is cls or not self._class_lacks(local, attr, depth + 1):
+                return False
+        return True
 
 
 def _attributes_set(cls: cst.ClassDef) -> set[str]:
@@ -185,6 +207,13 @@ def _attributes_set(cls: cst.ClassDef) -> set[str]:
                     out.add(attr)
         if isinstance(node, cst.FunctionDef):
             out.add(node.name.value)
+    # class-level names (`zero_grads = reset_grads`, `forward_hook: Callable`)
+    for stmt in cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ():
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                targets = ([t.target for t in small.targets] if isinstance(small, cst.Assign)
+                           else [small.target] if isinstance(small, cst.AnnAssign) else [])
+                out.update(t.value for t in targets if isinstance(t, cst.Name))
     return out
 
 
