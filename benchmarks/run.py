@@ -132,7 +132,8 @@ def torchfix_venv(work: Path) -> Path | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--work", default=str(ROOT / ".bench"))
+    # outside the repository: its .gitignore would hide the corpus from torchlint
+    parser.add_argument("--work", default=str(Path.home() / ".cache" / "torchlint-bench"))
     parser.add_argument("--skip-torchfix", action="store_true")
     parser.add_argument("--only", choices=sorted(PINS), action="append")
     args = parser.parse_args()

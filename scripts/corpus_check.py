@@ -32,7 +32,8 @@ def torchlint(*args: str) -> subprocess.CompletedProcess[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--work", default=str(ROOT / ".bench"))
+    # outside the repository: its .gitignore would hide the corpus from torchlint
+    parser.add_argument("--work", default=str(Path.home() / ".cache" / "torchlint-bench"))
     args = parser.parse_args()
     work = Path(args.work)
     failures = 0
