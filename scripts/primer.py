@@ -406,9 +406,11 @@ def pip_download(spec: str, dest: Path, sdist: bool) -> None:
         raise RuntimeError(f"could not download {spec}:\n{proc.stderr[-2000:]}")
 
 
-def ensure_research(cache: Path) -> None:
+def ensure_research(cache: Path, selected: set[str] | None = None) -> None:
     src, wheels = cache / "primer" / "src", cache / "primer" / "wheels"
     for dist, version, kind in RESEARCH:
+        if selected is not None and dist_dir(dist) not in selected:
+            continue
         target = src / dist_dir(dist)
         if target.is_dir() and any(target.iterdir()):
             continue
@@ -434,9 +436,9 @@ def ensure_research(cache: Path) -> None:
         partial.rename(target)
 
 
-def ensure_library(cache: Path, shared: Path) -> None:
+def ensure_library(cache: Path, shared: Path, selected: set[str] | None = None) -> None:
     lib = cache / "lib"
-    if all((lib / name).is_dir() for name in LIBRARY):
+    if all((lib / name).is_dir() for name in LIBRARY if selected is None or name in selected):
         return
     script = shared / "tools" / "corpus.sh"
     if not script.is_file():
@@ -500,9 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if selected is None or selected & set(RESEARCH_NAMES):
-            ensure_research(cache)
+            ensure_research(cache, selected)
         if selected is None or selected & set(LIBRARY):
-            ensure_library(cache, Path(args.shared))
+            ensure_library(cache, Path(args.shared), selected)
     except RuntimeError as exc:
         print(f"primer: {exc}", file=sys.stderr)
         return 2
