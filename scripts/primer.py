@@ -120,7 +120,8 @@ def number_occurrences(raw: list[tuple[str, str, str, str, int, str]]) -> list[t
     return out
 
 
-_HEADER = re.compile(r"^(?P<package>\S+)\s+(?P<path>\S+):(?P<line>\d+)\s+(?P<code>[A-Z]+\d+)(?:#(?P<occ>\d+))?"
+_HEADER = re.compile(r"^(?P<package>\S+)\s+(?P<path>\S+):(?P<line>\d+)"
+                     r"\s+(?P<code>[A-Z]+\d+)(?:#(?P<occ>\d+))?"
                      r"\s+`(?P<source>.*)`\s*$")
 
 
@@ -150,7 +151,8 @@ def parse_snapshot(text: str) -> dict[str, dict[Key, Entry]]:
         if not line[0].isspace():
             match = _HEADER.match(line)
             if not match:
-                raise SnapshotError(f"line {number}: expected `package path:line CODE `source``, got {line!r}")
+                raise SnapshotError(f"line {number}: expected `package path:line CODE `source``, "
+                                    f"got {line!r}")
             occ = int(match["occ"]) - 1 if match["occ"] else 0
             key = Key(match["package"], match["path"], match["code"], match["source"], occ)
             if key in sections[section]:
@@ -216,7 +218,8 @@ def compare(current: list[Entry], snapshot: dict[Key, Entry], packages: set[str]
     appeared, untriaged = [], []
     for entry in current:
         old = snapshot.get(entry.key)
-        new = dataclasses.replace(entry, verdict=old.verdict if old else UNKNOWN, reason=old.reason if old else "")
+        new = dataclasses.replace(entry, verdict=old.verdict if old else UNKNOWN,
+                                  reason=old.reason if old else "")
         merged[entry.key] = new
         if old is None:
             appeared.append(new)
@@ -227,7 +230,8 @@ def compare(current: list[Entry], snapshot: dict[Key, Entry], packages: set[str]
     return Comparison(appeared, vanished, untriaged, merged)
 
 
-def updated(snapshot: dict[Key, Entry], comparison: Comparison, packages: set[str] | None) -> dict[Key, Entry]:
+def updated(snapshot: dict[Key, Entry], comparison: Comparison,
+            packages: set[str] | None) -> dict[Key, Entry]:
     """The new snapshot section: the packages that ran are replaced, the others kept."""
     kept = {k: e for k, e in snapshot.items() if packages is not None and k.package not in packages}
     kept.update(comparison.merged)
@@ -314,7 +318,8 @@ def entries_from_report(package: str, directory: Path, report: list[dict]) -> tu
         raw.append((package, rel, diag["code"], source, line, short(diag["message"], 160)))
         fix = diag.get("fix")
         if fix and fix.get("applicability") == "safe":
-            raw_fixes.append((package, rel, diag["code"], source, line, fix_note(fix, read_text(path))))  # read only for safe fixes
+            note = fix_note(fix, read_text(path))  # the file is read again only for safe fixes
+            raw_fixes.append((package, rel, diag["code"], source, line, note))
     entries = [Entry(k, line, note=note) for k, line, note in number_occurrences(raw)]
     fixes = [Entry(k, line, note=note) for k, line, note in number_occurrences(raw_fixes)]
     return entries, fixes
@@ -354,7 +359,8 @@ def unified(package: str, before: dict[str, bytes], after: dict[str, bytes]) -> 
         a = before.get(rel, b"").decode("utf-8", errors="replace").splitlines(keepends=True)
         b = after[rel].decode("utf-8", errors="replace").splitlines(keepends=True)
         out.extend(difflib.unified_diff(a, b, f"a/{package}/{rel}", f"b/{package}/{rel}"))
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out), changed
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+    return text, changed
 
 
 def compiles(rel: str, data: bytes) -> str | None:
@@ -442,14 +448,16 @@ def ensure_library(cache: Path, shared: Path, selected: set[str] | None = None) 
         return
     script = shared / "tools" / "corpus.sh"
     if not script.is_file():
-        raise RuntimeError(f"the library corpus needs {script}, which is missing: the shared folder sits beside "
-                           f"the repository as ../shared (or pass --shared DIR / set TORCHLINT_SHARED)")
+        raise RuntimeError(f"the library corpus needs {script}, which is missing: the shared folder "
+                           f"sits beside the repository as ../shared "
+                           f"(or pass --shared DIR / set TORCHLINT_SHARED)")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     print(f"fetching the library corpus with {script}", file=sys.stderr)
     proc = subprocess.run(["bash", str(script), str(lib)], env=env)
     missing = [name for name in LIBRARY if not (lib / name).is_dir()]
     if proc.returncode != 0 or missing:
-        raise RuntimeError(f"{script} failed (exit {proc.returncode}); missing: {', '.join(missing) or 'none'}")
+        raise RuntimeError(f"{script} failed (exit {proc.returncode}); "
+                           f"missing: {', '.join(missing) or 'none'}")
 
 
 # --------------------------------------------------------------------------- main
@@ -540,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     print_entries("in the snapshot without a verdict", still)
     print_entries("safe fixes appeared since the snapshot", fix_result.appeared)
     print_entries("safe fixes vanished since the snapshot", fix_result.vanished)
-    print_entries("safe fixes without a verdict", [e for e in fix_result.untriaged if e not in fix_result.appeared])
+    print_entries("safe fixes without a verdict",
+                  [e for e in fix_result.untriaged if e not in fix_result.appeared])
 
     print()
     for group in ("research", "library"):
@@ -548,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         if any(g == group for g in group_of.values()):
             print("\n".join(format_summary(f"{group} findings", entries, FINDING_VERDICTS)))
     if fix_ran:
-        print("\n".join(format_summary("safe fixes (research)", list(fix_result.merged.values()), FIX_VERDICTS)))
+        fix_entries = list(fix_result.merged.values())
+        print("\n".join(format_summary("safe fixes (research)", fix_entries, FIX_VERDICTS)))
 
     failed_fix = False
     if checks:
@@ -558,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         (work / "fixes.diff").write_text(safe_diff)
         (work / "fixes-unsafe.diff").write_text(unsafe_diff)
         print(f"\nfixes on copies of {len(checks)} research packages: safe diff "
-              f"{safe_diff.count(chr(10))} lines, unsafe (on top) {unsafe_diff.count(chr(10))} lines -> {work}")
+              f"{safe_diff.count(chr(10))} lines, unsafe (on top) {unsafe_diff.count(chr(10))} lines "
+              f"-> {work}")
         for check in checks:
             for problem in check.broken + check.not_idempotent:
                 failed_fix = True

@@ -133,7 +133,8 @@ def test_safe_fixes_get_their_own_entries(tmp_path):
     start = mod.read_text().index("self.net.forward")
     report = [
         {"path": str(mod), "line": 1, "code": "TL201", "message": "m",
-         "fix": {"applicability": "safe", "edits": [{"start": start, "end": start + 16, "content": "self.net"}]}},
+         "fix": {"applicability": "safe",
+                 "edits": [{"start": start, "end": start + 16, "content": "self.net"}]}},
         {"path": str(mod), "line": 1, "code": "TL999", "message": "m",
          "fix": {"applicability": "unsafe", "edits": []}},
     ]
