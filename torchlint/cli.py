@@ -145,11 +145,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         cache = Cache(cache_dir, settings_key(options, config.findings_key()))
     project_files, _ = discover([str(root)], [*config.exclude, *config.extend_exclude], root)
     index_files = sorted(set(project_files) | set(files))
-    index = build_index(index_files, tuple(config.module_bases), max_size, cache)
+    jobs = args.jobs or os.cpu_count() or 1
+    index = build_index(index_files, tuple(config.module_bases), max_size, cache, jobs)
     fix_mode = None
     if args.fix or args.diff:
         fix_mode = FixMode(unsafe=args.unsafe_fixes, write=not args.diff)
-    jobs = args.jobs or os.cpu_count() or 1
     outcomes = run(files, options, index, jobs, fix_mode, cache)
 
     diagnostics: list[Diagnostic] = []

@@ -85,33 +85,59 @@ def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
 
 
 def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int,
-                cache: Cache | None = None) -> ProjectIndex:
+                cache: Cache | None = None, jobs: int = 1) -> ProjectIndex:
     """Index every file of the project (cheap: regular expressions, no parse); summaries of
-    files whose mtime and size did not change come from the cache."""
+    files whose mtime and size did not change come from the cache, the rest are scanned in
+    `jobs` processes when there are many."""
     index = ProjectIndex(module_bases=module_bases)
     stored = cache.load_summaries() if cache is not None else {}
     fresh: dict[str, list] = {}
+    keys: dict[str, list[int]] = {}
+    summaries: dict[str, ModuleSummary | None] = {}
     for path in files:
         try:
             stat = os.stat(path)
         except OSError:
             continue
-        key = [stat.st_mtime_ns, stat.st_size]
+        key = keys[path] = [stat.st_mtime_ns, stat.st_size]
         entry = stored.get(path)
-        summary = None
         if isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
             try:
-                summary = summary_from_json(entry[1])
+                summaries[path] = summary_from_json(entry[1])
             except (KeyError, TypeError, ValueError, IndexError):
-                summary = None
-        if summary is None:
-            summary = summarize_file(path, max_size)
+                pass
+    todo = [p for p in keys if p not in summaries]
+    summaries.update(_summarize_all(todo, max_size, jobs))
+    for path in keys:
+        summary = summaries.get(path)
         if summary is not None:
             index.add(summary)
-            fresh[path] = [key, summary_to_json(summary)]
+            fresh[path] = [keys[path], summary_to_json(summary)]
     if cache is not None and fresh != stored:
         cache.save_summaries(fresh)
     return index
+
+
+PARALLEL_INDEX_MIN = 200  # below this many files, forking workers costs more than it saves
+
+
+def _summarize_all(paths: list[str], max_size: int, jobs: int) -> dict[str, ModuleSummary | None]:
+    if jobs <= 1 or len(paths) < PARALLEL_INDEX_MIN:
+        return {p: summarize_file(p, max_size) for p in paths}
+    size = max(16, len(paths) // (jobs * 4))
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    out: dict[str, ModuleSummary | None] = {}
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
+            for part in pool.map(_summarize_chunk, chunks, [max_size] * len(chunks)):
+                out.update(part)
+    except BrokenProcessPool:
+        return {p: summarize_file(p, max_size) for p in paths}
+    return out
+
+
+def _summarize_chunk(paths: list[str], max_size: int) -> dict[str, ModuleSummary | None]:
+    return {p: summarize_file(p, max_size) for p in paths}
 
 
 # ---- worker side -----------------------------------------------------------------------------
