@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from torchlint import __version__
-from torchlint.config import Config, ConfigError, find_pyproject, load_config
+from torchlint.config import Config, ConfigError, find_pyproject, load_config, per_file_ignored
 from torchlint.engine import Options, check_source
-from torchlint.registry import matches, select_codes
+from torchlint.registry import select_codes
 
 
 @lru_cache(maxsize=64)
@@ -53,20 +53,6 @@ class TorchlintChecker:
         result = check_source(source, filename, options)
         rel = filename
         for d in result.diagnostics:
-            if config.per_file_ignores and _ignored(rel, d.code, config):
+            if per_file_ignored(rel, d.code, config):
                 continue
             yield (d.line, d.col - 1, f"{d.code} {d.message}", type(self))
-
-
-def _ignored(filename: str, code: str, config: Config) -> bool:
-    import fnmatch
-
-    path = Path(filename)
-    try:
-        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(config.root)).as_posix() if config.root else filename
-    except ValueError:
-        rel = filename
-    return any(
-        (fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(path.name, glob)) and matches(code, codes)
-        for glob, codes in config.per_file_ignores.items()
-    )
