@@ -13,13 +13,14 @@ from torchlint.context import (
     dotted_name, has_star_kwargs, is_self_attr, keyword_arg, positional_args, small_statements,
     statement_body,
 )
+from torchlint.kinds import holding, loader_iterators, next_batch_names, scope_kinds
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
     is_optional_tensor_annotation, is_tensor_annotation, scope_facts, scope_nodes, tensor_root,
-    torch_function, unpacked_batch,
+    torch_function, unpacked_batch, is_loader_iterable,
 )
-from torchlint.walk import children
+from torchlint.walk import children, descendants
 
 # --- shared helpers for this family -------------------------------------------------------
 
@@ -101,9 +102,9 @@ class DiscardedTensorMove(Rule):
         scope = enclosing_scope(self.ctx)
         if scope is None:
             return
-        facts = scope_facts(self.ctx, scope)
         name = receiver.value
-        if name not in facts.tensors or name in facts.modules:
+        held = holding(self.ctx, scope, name)
+        if held.kind not in ("tensor", "batch") or held.evidence == "single":
             return
         shown = f"{name}.{method}(...)" if call.args else f"{name}.{method}()"
         self.report(
@@ -698,6 +699,7 @@ class HardcodedDeviceInModule(Rule):
 
 # --- TL404 ----------------------------------------------------------------------------------
 
+_LOADER_QUALNAMES = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 _MOVER_WORDS = ("device", "cuda", "gpu", "move", "to_", "send", "transfer", "prepare")
 
 
@@ -799,31 +801,43 @@ class InputNotMoved(Rule):
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         methods = self.ctx.class_facts(node).methods
-        init = methods.get("__init__")
-        if init is None:
-            return
         moved: dict[str, int] = {}
-        for small in small_statements(statement_body(init)):
-            found = model_move(self.ctx, small)
-            if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
-                    _looks_like_model(found[0], scope_facts(self.ctx, init)):
-                moved[found[0]] = -1
+        movers: dict[str, set[str]] = {}  # model -> the methods that move it
+        for name, func in methods.items():
+            if name != "__init__" and id(func) not in self._scopes_with_moves:
+                continue
+            facts = scope_facts(self.ctx, func)
+            for small in small_statements(statement_body(func)):
+                found = model_move(self.ctx, small)
+                if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
+                        _looks_like_model(found[0], facts):
+                    moved[found[0]] = -1
+                    movers.setdefault(found[0], set()).add(name)
         if not moved:
             return
         if self._loaders_move_batches():
             return
         results = {name: self._scan(func, moved) for name, func in methods.items() if name != "__init__"}
-        if not any(moves for _, moves in results.values()):
+        if not any(moves for _, moves in results.values()) and not self._class_builds_cpu_loaders(node):
             return  # no sibling moves its batches: perhaps the loader yields device tensors
         for name, (unmoved, _) in results.items():
             for call, model, batch_name in unmoved:
-                if id(methods[name]) in self._scopes_with_moves and \
-                        self._moved_in_scope(methods[name], model):
+                if name in movers.get(model, ()):
                     continue  # the per-function analysis owns this method
                 self._report(call, model, batch_name)
 
-    def _moved_in_scope(self, scope: cst.CSTNode, model: str) -> bool:
-        return any((found := model_move(self.ctx, n)) and found[0] == model for n in scope_nodes(scope))
+    def _class_builds_cpu_loaders(self, cls: cst.ClassDef) -> bool:
+        """The class builds its own `torch.utils.data.DataLoader`s (`self.train_loader =
+        DataLoader(...)`) with the default collate: their batches are CPU tensors."""
+        for func in self.ctx.class_facts(cls).methods.values():
+            for small in small_statements(statement_body(func)):
+                if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call) and \
+                        self.ctx.qualname(small.value.func) in _LOADER_QUALNAMES and \
+                        keyword_arg(small.value, "collate_fn") is None and \
+                        any(is_self_attr(t.target) for t in small.targets) and \
+                        not any(w in self.ctx.code_for(small.value).lower() for w in ("device", "cuda")):
+                    return True
+        return False
 
     def _loaders_move_batches(self) -> bool:
         """The file defines a loader class that moves batches itself (`DeviceDataLoader`)."""
@@ -836,6 +850,26 @@ class InputNotMoved(Rule):
         unmoved, _ = self._scan(scope, pre_moved)
         for call, model, batch_name in unmoved:
             self._report(call, model, batch_name)
+        for call, model, name in self._cpu_inputs(scope):
+            self._report(call, model, name, created=True)
+
+    def _moved_models(self, scope: cst.CSTNode, nodes: list[cst.CSTNode],
+                      pre_moved: dict[str, int]) -> dict[str, int]:
+        """model -> position (in `nodes`) of its first move to a device, without the models a
+        wrapper places inputs for (DataParallel scatters them; Accelerate/FSDP place them)."""
+        ctx = self.ctx
+        facts = scope_facts(ctx, scope)
+        moved = dict(pre_moved)
+        for position, node in enumerate(nodes):
+            found = model_move(ctx, node)
+            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(found[0], facts):
+                moved.setdefault(found[0], position)
+        for node in nodes:
+            if isinstance(node, cst.Assign) and any(dotted_name(t.target) in moved for t in node.targets) and \
+                    any(w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
+                for target in node.targets:
+                    moved.pop(dotted_name(target.target) or "", None)
+        return moved
 
     def _scan(self, scope: cst.CSTNode, pre_moved: dict[str, int]) -> tuple[list[tuple[cst.Call, str, str]], bool]:
         """Model calls on unmoved loader batches in a scope, and whether the scope moves any batch."""
@@ -844,37 +878,93 @@ class InputNotMoved(Rule):
         nodes = list(scope_nodes(scope))
         moves_batches = False
         unmoved: list[tuple[cst.Call, str, str]] = []
-        if not any(isinstance(n, cst.For) for n in nodes):
+        if not any(isinstance(n, (cst.For, cst.Assign)) for n in nodes):
             return unmoved, moves_batches
-        moved = dict(pre_moved)  # model -> position of the move
-        for position, node in enumerate(nodes):
-            found = model_move(ctx, node)
-            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(found[0], facts):
-                moved.setdefault(found[0], position)
+        moved = self._moved_models(scope, nodes, pre_moved)
         if not moved:
             return unmoved, moves_batches
-        for node in nodes:
-            # DataParallel scatters inputs itself; Accelerate/FSDP wrappers place them
-            if isinstance(node, cst.Assign) and any(dotted_name(t.target) in moved for t in node.targets) and \
-                    any(w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
-                for target in node.targets:
-                    moved.pop(dotted_name(target.target) or "", None)
         device_loaders = self._device_loaders(nodes)
+        iterators = loader_iterators(ctx, nodes, facts.loader_names)
+        positions = {id(n): i for i, n in enumerate(nodes)}
         for position, node in enumerate(nodes):
-            if not isinstance(node, cst.For):
-                continue
-            iterable = dotted_name(_strip_iter_wrappers(node.iter))
-            if iterable is not None and iterable in device_loaders:
-                continue
-            batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
-            if not batch:
-                continue
-            calls, moved_batch = self._loop_uses(node, set(batch), set(moved), unpacking)
-            moves_batches = moves_batches or bool(moved_batch)
-            for call, model, batch_name in calls:
-                if batch_name not in moved_batch and moved[model] < position:
-                    unmoved.append((call, model, batch_name))
+            if isinstance(node, cst.For):
+                iterable = dotted_name(_strip_iter_wrappers(node.iter))
+                if iterable is not None and iterable in device_loaders:
+                    continue
+                batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
+                indexed: set[str] = set()
+                if not batch and isinstance(node.target, cst.Name) and \
+                        is_loader_iterable(ctx, node.iter, facts.loader_names):
+                    # `for batch in self.train_loader: self.model(batch[0])`: a sequence of tensors
+                    batch, indexed = [node.target.value], {node.target.value}
+                if not batch:
+                    continue
+                region = descendants(node.body, skip_scopes=True)
+                calls, moved_batch = self._uses(region, set(batch), set(moved), unpacking, indexed)
+                moves_batches = moves_batches or bool(moved_batch - indexed)
+                for call, model, batch_name in calls:
+                    if batch_name not in moved_batch and moved[model] < position:
+                        unmoved.append((call, model, batch_name))
+            elif isinstance(node, cst.Assign):
+                batch = next_batch_names(ctx, node, facts.loader_names, iterators)
+                source = node.value.args[0].value if batch and isinstance(node.value, cst.Call) and \
+                    node.value.args else None
+                if not batch or (source is not None and dotted_name(_strip_iter_wrappers(source)) in device_loaders):
+                    continue
+                calls, moved_batch = self._uses(nodes[position + 1:], set(batch), set(moved), None, set())
+                moves_batches = moves_batches or bool(moved_batch)
+                for call, model, batch_name in calls:
+                    if batch_name not in moved_batch and moved[model] < positions.get(id(call), -1):
+                        unmoved.append((call, model, batch_name))
         return unmoved, moves_batches
+
+    def _cpu_inputs(self, scope: cst.CSTNode) -> list[tuple[cst.Call, str, str]]:
+        """Model calls, after the model was moved to a CUDA device, on a tensor of this scope
+        that every binding creates on the CPU (`x = Variable(torch.randn(1, 3))`) and nothing
+        moves: the script's dummy input or example batch."""
+        kinds = scope_kinds(self.ctx, scope)
+        if not kinds.cpu_tensors:
+            return []
+        nodes = list(scope_nodes(scope))
+        moved = {m: p for m, p in self._moved_models(scope, nodes, {}).items()
+                 if self._to_cuda(scope, nodes, p)}
+        out = []
+        for position, node in enumerate(nodes):
+            if not isinstance(node, cst.Call):
+                continue
+            model = dotted_name(node.func)
+            if model not in moved or moved[model] > position:
+                continue
+            for arg in node.args:
+                if arg.star:
+                    continue
+                root = _unmoved_batch_root(arg.value)
+                if root is not None and root in kinds.cpu_tensors:
+                    out.append((node, model, root))
+                    break
+        return out
+
+    def _to_cuda(self, scope: cst.CSTNode, nodes: list[cst.CSTNode], position: int) -> bool:
+        """Whether the move at `position` targets a GPU: `.cuda()`, a "cuda" literal, or a device
+        name whose binding in the scope (or the module) mentions cuda."""
+        found = model_move(self.ctx, nodes[position])
+        if found is None:
+            return False
+        device = found[1]
+        if device is None:
+            return True  # `.cuda()`
+        text = self.ctx.code_for(device).lower()
+        if "cuda" in text or "gpu" in text:
+            return True
+        name = dotted_name(device)
+        if name is None or "." in name:
+            return False
+        for where in (nodes, list(scope_nodes(self.ctx.module)) if scope is not self.ctx.module else []):
+            for node in where:
+                if isinstance(node, cst.Assign) and any(dotted_name(t.target) == name for t in node.targets):
+                    if "cuda" in self.ctx.code_for(node.value).lower():
+                        return True
+        return False
 
     def _device_loaders(self, nodes: list[cst.CSTNode]) -> set[str]:
         """Loaders bound from a wrapper that puts batches on the device (`DeviceDataLoader(dl,
@@ -889,17 +979,17 @@ class InputNotMoved(Rule):
                         out.update(_names_in_target(target.target))
         return out
 
-    def _loop_uses(self, loop: cst.For, batch: set[str], models: set[str],
-                   unpacking: cst.Assign | None) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
-        """(model calls with a batch name argument, batch names that are moved) in a loop body;
-        `unpacking` (`inputs, labels = data`) binds the batch names and moves nothing."""
+    def _uses(self, region: list[cst.CSTNode], batch: set[str], models: set[str],
+              unpacking: cst.Assign | None, indexed: set[str]) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
+        """(model calls with a batch name argument, batch names that are moved) in a region
+        (a loop body, or what follows `xb, yb = next(iter(loader))`); `unpacking`
+        (`inputs, labels = data`) binds the batch names and moves nothing; names in `indexed`
+        count only as `batch[0]` (a single batch name may be a dict)."""
         calls: list[tuple[cst.Call, str, str]] = []
         moved: set[str] = set()
-        stack: list[cst.CSTNode] = [loop.body]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                continue
+        # a discarded `xb.to(device)` (TL401) moves nothing
+        discarded = {id(n.value) for n in region if isinstance(n, cst.Expr) and method_call(n.value, MOVE_METHODS)}
+        for node in region:
             if node is unpacking:
                 continue
             if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
@@ -908,36 +998,50 @@ class InputNotMoved(Rule):
                     for name in _names_in_target(target):
                         if name in batch:
                             moved.add(name)  # rebound: moved, or at least no longer the batch
-            if isinstance(node, cst.Call):
+            if isinstance(node, cst.Call) and id(node) not in discarded:
                 func_name = dotted_name(node.func)
                 args = [a.value for a in node.args]
                 arg_names = [a.value for a in args if isinstance(a, cst.Name) and a.value in batch]
                 if func_name in models:
                     # `model(xb)`, and `model(xb.view(n, -1))`, `model(xb.float())`, `model(xb[:, 0])`
-                    for name in [r for a in args if (r := _unmoved_batch_root(a)) in batch]:
-                        calls.append((node, func_name, name))
+                    for arg in node.args:
+                        if arg.star:
+                            continue
+                        name = _unmoved_batch_root(arg.value)
+                        if name in batch and (name not in indexed or _int_indexed(arg.value, name)):
+                            calls.append((node, func_name, name))
                 elif arg_names and any(w in (func_name or self.ctx.code_for(node.func)).lower() for w in _MOVER_WORDS):
                     moved.update(arg_names)
                 method = method_call(node, {"to", "cuda"})
                 if method and isinstance(node.func.value, cst.Name) and node.func.value.value in batch:
                     moved.add(node.func.value.value)
-            elif isinstance(node, cst.Expr) and method_call(node.value, MOVE_METHODS):
-                # a discarded `xb.to(device)` (TL401) moves nothing: skip the call itself
-                stack.extend(reversed([a for a in children(node.value)]))
-                continue
-            kids = list(children(node))
-            kids.reverse()
-            stack.extend(kids)
-        # calls where the batch is only passed after being moved inline are not unmoved
+            elif isinstance(node, cst.Call) and indexed and method_call(node, {"to", "cuda"}) and \
+                    isinstance(node.func.value, cst.Name) and node.func.value.value in indexed:
+                moved.add(node.func.value.value)  # `batch.to(device)`: may move a BatchEncoding in place
         return calls, moved
 
-    def _report(self, call: cst.Call, model: str, batch_name: str) -> None:
-        self.report(
-            call,
-            f"{model} was moved to a device but is called on {batch_name} from the data loader, which "
-            f"is never moved; move it first: {batch_name} = {batch_name}.to(device)",
-            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
-        )
+    def _report(self, call: cst.Call, model: str, batch_name: str, created: bool = False) -> None:
+        if created:
+            message = (f"{model} was moved to a GPU but is called on {batch_name}, a tensor created on the CPU "
+                       f"and never moved; create it on the device or move it: {batch_name} = {batch_name}.to(device)")
+        else:
+            message = (f"{model} was moved to a device but is called on {batch_name} from the data loader, which "
+                       f"is never moved; move it first: {batch_name} = {batch_name}.to(device)")
+        self.report(call, message, context=class_name_context(self.ctx, self.ctx.enclosing_class()))
+
+
+def _int_indexed(expr: cst.BaseExpression, name: str) -> bool:
+    """`batch[0]` (maybe followed by tensor methods): an integer index into the batch `name`."""
+    while True:
+        if isinstance(expr, cst.Subscript):
+            if isinstance(expr.value, cst.Name) and expr.value.value == name:
+                first = expr.slice[0].slice if expr.slice else None
+                return isinstance(first, cst.Index) and isinstance(first.value, (cst.Integer, cst.UnaryOperation))
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            expr = expr.func.value
+        else:
+            return False
 
 
 def _unmoved_batch_root(expr: cst.BaseExpression) -> str | None:
