@@ -496,6 +496,46 @@ class _DeviceFlow:
         return found
 
 
+    def rebound_state(self, top: cst.CSTNode) -> str | None:
+        """`h = torch.zeros(...)` whose every other binding is `h, c = self.cell(x, (h, c))` (or
+        `h = self.gru(x, h)`): a recurrent state passed to a submodule and rebound from its
+        outputs. Later calls get device tensors; the first gets the CPU one. Returns the
+        submodule's text."""
+        factory = self.index.up(top)
+        if not (isinstance(factory, cst.Assign) and len(factory.targets) == 1 and
+                isinstance(factory.targets[0].target, cst.Name)):
+            return None
+        name = factory.targets[0].target.value
+        seen_factory, rebinds, callee = False, 0, None
+        for node in self.index.nodes:
+            if node is factory:
+                seen_factory = True
+            elif isinstance(node, cst.Assign) and any(name in _names_in_target(t.target) for t in node.targets):
+                submodule = self._state_call(node.value, name)
+                if not seen_factory or submodule is None:
+                    return None
+                rebinds += 1
+                callee = callee or submodule
+        if rebinds == 0 or rebinds + 1 != self.bindings.get(name, 0):
+            return None
+        return callee
+
+    def _state_call(self, value: cst.BaseExpression, name: str) -> str | None:
+        """The submodule text when `value` calls a submodule (`self.cell`, `self.cells[i]`) with
+        `name` as an argument, alone or in a tuple or list (`(h, c)`)."""
+        if not isinstance(value, cst.Call):
+            return None
+        func = value.func.value if isinstance(value.func, cst.Subscript) else value.func
+        if not self.is_submodule(func):
+            return None
+        for arg in value.args:
+            item = arg.value
+            items = [e.value for e in item.elements] if isinstance(item, (cst.Tuple, cst.List)) else [item]
+            if any(isinstance(i, cst.Name) and i.value == name for i in items):
+                return self.ctx.code_for(value.func)
+        return None
+
+
 _TENSOR_COMPARISONS = (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual, cst.Equal,
                        cst.NotEqual)
 
@@ -589,7 +629,8 @@ class TensorCreatedWithoutDevice(Rule):
             target = flow.local_target(top, set())
             if target is not None:
                 hit = flow.name_meets(target, top) is True
-        if not hit:
+        state_of = None if hit else flow.rebound_state(top)
+        if not hit and state_of is None:
             return
         where = "forward" if func.name.value == "forward" else f"{func.name.value} (called from forward)"
         fix = None
@@ -599,9 +640,11 @@ class TensorCreatedWithoutDevice(Rule):
             fix = PendingFix("unsafe", (InsertAfter(last.value, f", device={fix_param}.device"),),
                              f"add device={fix_param}.device")
             hint = f"pass device={fix_param}.device"
+        meets = "that meets the Module's tensors" if state_of is None else \
+            f"passed to {state_of}, whose outputs rebind it (the first call gets the CPU tensor)"
         self.report(
             call,
-            f"torch.{name}(...) in {where} creates a CPU tensor that meets the Module's tensors; "
+            f"torch.{name}(...) in {where} creates a CPU tensor {meets}; "
             f"it fails once the Module is on a GPU: {hint}",
             fix=fix,
             context={"class": cls.name.value},
