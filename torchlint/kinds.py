@@ -229,7 +229,7 @@ def _self_module_attrs(ctx: FileContext, scope: cst.CSTNode) -> tuple[str | None
 
 def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
     facts = scope_facts(ctx, scope)
-    result = ScopeKinds(scope, modules=facts.modules, batches=facts.batch_names)
+    result = ScopeKinds(scope, batches=facts.batch_names)
     tensors: dict[str, str] = {n: "binding" for n in facts.tensors}
     for name in facts.batch_names:
         tensors[name] = "batch"
@@ -239,13 +239,18 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
     cpu_candidates: dict[str, bool] = {}
     uses: dict[str, str] = {}
     me, module_attrs = _self_module_attrs(ctx, scope)
+    modules = set(facts.modules)
 
     if isinstance(scope, cst.FunctionDef):
         for param in (*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params):
             if param.annotation is not None and param.name.value not in tensors:
                 contrary.add(param.name.value)  # annotated with something else than a tensor
+                if ctx.expr_is_module_class(param.annotation.annotation) is True:
+                    modules.add(param.name.value)
             if param.default is not None and isinstance(param.default, _LITERALS):
                 contrary.add(param.name.value)
+        # a Module of the script's top level, called here (`model(x)` with a global `model`)
+        modules |= scope_facts(ctx, ctx.module).modules - set(facts.bindings)
 
     parents: dict[int, cst.CSTNode] = {}
     stack: list[cst.CSTNode] = [scope.body] if isinstance(scope, cst.FunctionDef) else list(children(scope))
@@ -294,7 +299,7 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
                 cpu_candidates[inner] = False
         elif isinstance(node, cst.Name):
             parent = parents.get(id(node))
-            _use_evidence(ctx, node, parent, parents, tensors, contrary, uses, module_attrs, me, facts.modules)
+            _use_evidence(ctx, node, parent, parents, tensors, contrary, uses, module_attrs, me, modules)
         elif isinstance(node, cst.Arg) and node.star == "**" and isinstance(node.value, cst.Name):
             contrary.add(node.value.value)
 
@@ -321,6 +326,7 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
         if name in contrary and tensors[name] not in ("binding", "batch"):
             del tensors[name]
     result.tensors = tensors
+    result.modules = frozenset(modules)
     result.single_batches = frozenset(single - set(facts.batch_names))
     result.not_tensors = frozenset(contrary)
     result.cpu_tensors = frozenset(n for n, ok in cpu_candidates.items() if ok and n in tensors)
@@ -349,7 +355,7 @@ def _all_wrapped(ctx: FileContext, name: str, order: list[cst.CSTNode]) -> bool:
 def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
                   parents: dict[int, cst.CSTNode], tensors: dict[str, str], contrary: set[str],
                   uses: dict[str, str], module_attrs: set[str], me: str | None,
-                  modules: frozenset[str]) -> None:
+                  modules: set[str]) -> None:
     """Record what one occurrence of a name says about it."""
     name = node.value
     if isinstance(parent, cst.Attribute) and parent.value is node:

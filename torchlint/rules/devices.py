@@ -13,7 +13,7 @@ from torchlint.context import (
     dotted_name, has_star_kwargs, is_self_attr, keyword_arg, positional_args, small_statements,
     statement_body,
 )
-from torchlint.kinds import holding, loader_iterators, next_batch_names, scope_kinds
+from torchlint.kinds import holding, is_variable_call, loader_iterators, next_batch_names, scope_kinds
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
@@ -1037,9 +1037,10 @@ class InputNotMoved(Rule):
                 continue
             if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
                 targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                kept = self._still_unmoved(node, batch) if isinstance(node, cst.Assign) else set()
                 for target in targets:
                     for name in _names_in_target(target):
-                        if name in batch:
+                        if name in batch and name not in kept:
                             moved.add(name)  # rebound: moved, or at least no longer the batch
             if isinstance(node, cst.Call) and id(node) not in discarded:
                 func_name = dotted_name(node.func)
@@ -1062,6 +1063,27 @@ class InputNotMoved(Rule):
                     isinstance(node.func.value, cst.Name) and node.func.value.value in indexed:
                 moved.add(node.func.value.value)  # `batch.to(device)`: may move a BatchEncoding in place
         return calls, moved
+
+    def _still_unmoved(self, node: cst.Assign, batch: set[str]) -> set[str]:
+        """Batch names an assignment rebinds to the same CPU batch: `images = Variable(images)`,
+        `x = x.view(-1, 784).float()`, `x, y = Variable(x), Variable(y)` (nothing moves them)."""
+        if len(node.targets) != 1:
+            return set()
+        target, value = node.targets[0].target, node.value
+        pairs: list[tuple[cst.BaseExpression, cst.BaseExpression]] = [(target, value)]
+        if isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List)) and \
+                len(target.elements) == len(value.elements):
+            pairs = [(t.value, v.value) for t, v in zip(target.elements, value.elements)]
+        out = set()
+        for left, right in pairs:
+            if isinstance(left, cst.Name) and left.value in batch:
+                while is_variable_call(self.ctx, right) and positional_args(right):
+                    right = positional_args(right)[0].value
+                    root = _unmoved_batch_root(right)
+                    right = cst.Name(root) if root is not None else right
+                if _unmoved_batch_root(right) == left.value:
+                    out.add(left.value)
+        return out
 
     def _report(self, call: cst.Call, model: str, batch_name: str, created: bool = False) -> None:
         if created:
