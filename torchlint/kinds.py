@@ -364,7 +364,8 @@ def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
         called = isinstance(grand, cst.Call) and grand.func is parent
         if attr not in ctx.names.tensor_methods:
             contrary.add(name)  # `data.x`, `batch.items()`: not a tensor
-        elif called and attr in TENSOR_ONLY_CALLS and not (attr == "view" and not grand.args):
+        elif called and (attr in TENSOR_ONLY_CALLS or _in_place_tensor_method(ctx, attr)) and \
+                not (attr == "view" and not grand.args):
             uses.setdefault(name, f"{name}.{attr}()")
         elif not called and attr in TENSOR_ONLY_ATTRS:
             uses.setdefault(name, f"{name}.{attr}")
@@ -389,6 +390,12 @@ def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
                 uses.setdefault(name, f"the input of {func.value}(...)")
             elif me is not None and (attr := is_self_attr(func, me)) is not None and attr in module_attrs:
                 uses.setdefault(name, f"the input of {me}.{attr}(...)")
+
+
+def _in_place_tensor_method(ctx: FileContext, attr: str) -> bool:
+    """`unsqueeze_`, `mul_`, `clamp_`: in-place methods that only tensors have."""
+    return attr.endswith("_") and not attr.startswith("_") and attr in ctx.names.tensor_methods and \
+        attr not in ctx.names.module_attributes
 
 
 def _target_names(target: cst.CSTNode) -> list[str]:

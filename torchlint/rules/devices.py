@@ -91,29 +91,56 @@ class DiscardedTensorMove(Rule):
     ]
 
     def visit_Expr(self, node: cst.Expr) -> None:
-        call = node.value
-        method = method_call(call, MOVE_METHODS)
-        if method is None:
+        value = node.value
+        if isinstance(value, cst.Tuple):
+            # `data.cuda(), target.cuda()`: both results discarded
+            calls = [e.value for e in value.elements]
+            if len(calls) < 2 or any(isinstance(e, cst.StarredElement) for e in value.elements):
+                return
+        else:
+            calls = [value]
+        moves = [self._discarded_move(call) for call in calls]
+        found = [m for m in moves if m is not None]
+        if not found:
             return
-        assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
-        receiver = call.func.value
-        if not isinstance(receiver, cst.Name):
+        context = class_name_context(self.ctx, self.ctx.enclosing_class())
+        if len(calls) > 1:
+            names = [m[0] for m in found]
+            fix = None
+            if len(found) == len(calls) and len(set(names)) == len(names):
+                fix = PendingFix("safe", (InsertBefore(value, f"{', '.join(names)} = "),),
+                                 f"assign: {', '.join(names)} = ...")
+            for name, shown, call in found:
+                self.report(call, f"{shown} returns a new tensor and the result is discarded (tensors are not "
+                                  f"moved in place); assign it: {', '.join(names)} = ...", fix=fix, context=context)
+                fix = None  # one fix for the statement
             return
-        scope = enclosing_scope(self.ctx)
-        if scope is None:
-            return
-        name = receiver.value
-        held = holding(self.ctx, scope, name)
-        if held.kind not in ("tensor", "batch") or held.evidence == "single":
-            return
-        shown = f"{name}.{method}(...)" if call.args else f"{name}.{method}()"
+        name, shown, call = found[0]
         self.report(
             call,
             f"{shown} returns a new tensor and the result is discarded (tensors are not moved "
             f"in place); assign it: {name} = {shown}",
             fix=PendingFix("safe", (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
-            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
+            context=context,
         )
+
+    def _discarded_move(self, call: cst.BaseExpression) -> tuple[str, str, cst.Call] | None:
+        """(name, shown text, call) for `x.to(...)` / `x.cuda()` ... on a name holding a tensor."""
+        method = method_call(call, MOVE_METHODS)
+        if method is None:
+            return None
+        assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+        receiver = call.func.value
+        if not isinstance(receiver, cst.Name):
+            return None
+        scope = enclosing_scope(self.ctx)
+        if scope is None:
+            return None
+        name = receiver.value
+        held = holding(self.ctx, scope, name)
+        if held.kind not in ("tensor", "batch") or held.evidence == "single":
+            return None
+        return name, (f"{name}.{method}(...)" if call.args else f"{name}.{method}()"), call
 
 
 # --- TL402 ----------------------------------------------------------------------------------
