@@ -868,6 +868,44 @@ class InputNotMoved(Rule):
     def leave_Module(self, node: cst.Module) -> None:
         if id(node) in self._scopes_with_moves:
             self._check_scope(node, {})
+            self._check_global_model(node)
+
+    def _check_global_model(self, module: cst.Module) -> None:
+        """A script moves its global `model` at the top level; its functions (`train()`,
+        `test()`) call it on loader batches. Flagged when the omission is plain: another function
+        (or the top level) moves its batches, or the script builds its own `DataLoader`s."""
+        if self._loaders_move_batches():
+            return
+        nodes = list(scope_nodes(module))
+        moved = {m: -1 for m in self._moved_models(module, nodes, {}) if "." not in m}
+        if not moved:
+            return
+        functions = [n for n in nodes if isinstance(n, cst.FunctionDef)]
+        results = []
+        plain = self._scan(module, {})[1]
+        for func in functions:
+            local = scope_facts(self.ctx, func).bindings
+            pre = {m: p for m, p in moved.items() if m not in local}
+            if not pre:
+                continue
+            unmoved, moves = self._scan(func, pre)
+            plain = plain or moves
+            results.append((func, unmoved))
+        if not plain and not any(isinstance(n, cst.Assign) and self._cpu_loader(n) for n in nodes):
+            return  # perhaps the loader yields device tensors
+        for func, unmoved in results:
+            for call, model, batch_name in unmoved:
+                if id(func) in self._scopes_with_moves and model in self._moved_models(func, list(scope_nodes(func)), {}):
+                    continue  # the function moves the model itself: checked on its own
+                self._report(call, model, batch_name)
+
+    def _cpu_loader(self, assign: cst.Assign) -> bool:
+        """`loader = DataLoader(dataset, ...)` with the default collate and nothing that
+        mentions a device: its batches are CPU tensors."""
+        value = assign.value
+        return isinstance(value, cst.Call) and self.ctx.qualname(value.func) in _LOADER_QUALNAMES and \
+            keyword_arg(value, "collate_fn") is None and \
+            not any(w in self.ctx.code_for(value).lower() for w in ("device", "cuda"))
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         methods = self.ctx.class_facts(node).methods
@@ -901,11 +939,8 @@ class InputNotMoved(Rule):
         DataLoader(...)`) with the default collate: their batches are CPU tensors."""
         for func in self.ctx.class_facts(cls).methods.values():
             for small in small_statements(statement_body(func)):
-                if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call) and \
-                        self.ctx.qualname(small.value.func) in _LOADER_QUALNAMES and \
-                        keyword_arg(small.value, "collate_fn") is None and \
-                        any(is_self_attr(t.target) for t in small.targets) and \
-                        not any(w in self.ctx.code_for(small.value).lower() for w in ("device", "cuda")):
+                if isinstance(small, cst.Assign) and any(is_self_attr(t.target) for t in small.targets) and \
+                        self._cpu_loader(small):
                     return True
         return False
 
