@@ -809,12 +809,14 @@ def _is_cpu(ctx, device: cst.BaseExpression | None) -> bool:
     return value is not None and value.split(":")[0] == "cpu"
 
 
-def _looks_like_model(name: str, facts) -> bool:
-    """A Module by construction, or by name (`model`, `net`, `self.model`)."""
+def _looks_like_model(ctx, name: str, scope: cst.CSTNode) -> bool:
+    """A Module by evidence (construction, annotation), or by name (`model`, `net`,
+    `self.model`) when nothing says it holds a tensor."""
     last = name.split(".")[-1]
-    if last in facts.tensors or last in facts.batch_names:
+    held = scope_kinds(ctx, scope).of(last)
+    if held.kind in ("tensor", "batch"):
         return False
-    return last in facts.modules or "model" in last.lower() or last.lower() in ("net", "network")
+    return held.kind == "module" or "model" in last.lower() or last.lower() in ("net", "network")
 
 
 class InputNotMoved(Rule):
@@ -914,11 +916,10 @@ class InputNotMoved(Rule):
         for name, func in methods.items():
             if name != "__init__" and id(func) not in self._scopes_with_moves:
                 continue
-            facts = scope_facts(self.ctx, func)
             for small in small_statements(statement_body(func)):
                 found = model_move(self.ctx, small)
                 if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
-                        _looks_like_model(found[0], facts):
+                        _looks_like_model(self.ctx, found[0], func):
                     moved[found[0]] = -1
                     movers.setdefault(found[0], set()).add(name)
         if not moved:
@@ -963,11 +964,10 @@ class InputNotMoved(Rule):
         """model -> position (in `nodes`) of its first move to a device, without the models a
         wrapper places inputs for (DataParallel scatters them; Accelerate/FSDP place them)."""
         ctx = self.ctx
-        facts = scope_facts(ctx, scope)
         moved = dict(pre_moved)
         for position, node in enumerate(nodes):
             found = model_move(ctx, node)
-            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(found[0], facts):
+            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(ctx, found[0], scope):
                 moved.setdefault(found[0], position)
         for node in nodes:
             if isinstance(node, cst.Assign) and any(dotted_name(t.target) in moved for t in node.targets) and \
