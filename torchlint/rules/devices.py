@@ -529,10 +529,22 @@ class _DeviceFlow:
         outputs. Later calls get device tensors; the first gets the CPU one. Returns the
         submodule's text."""
         factory = self.index.up(top)
-        if not (isinstance(factory, cst.Assign) and len(factory.targets) == 1 and
-                isinstance(factory.targets[0].target, cst.Name)):
+        name = None
+        if isinstance(factory, cst.Element):  # `h, c = torch.zeros(...), torch.zeros(...)`
+            values = self.index.up(factory)
+            factory = self.index.up(values) if isinstance(values, cst.Tuple) else None
+            if isinstance(factory, cst.Assign) and len(factory.targets) == 1 and \
+                    isinstance(factory.targets[0].target, (cst.Tuple, cst.List)) and \
+                    isinstance(factory.value, cst.Tuple) and factory.value is values:
+                targets = factory.targets[0].target.elements
+                position = next(i for i, e in enumerate(values.elements) if e.value is top)
+                if len(targets) == len(values.elements) and isinstance(targets[position].value, cst.Name):
+                    name = targets[position].value.value
+        elif isinstance(factory, cst.Assign) and len(factory.targets) == 1 and \
+                isinstance(factory.targets[0].target, cst.Name):
+            name = factory.targets[0].target.value
+        if name is None or not isinstance(factory, cst.Assign):
             return None
-        name = factory.targets[0].target.value
         seen_factory, rebinds, callee = False, 0, None
         for node in self.index.nodes:
             if node is factory:
