@@ -1045,12 +1045,21 @@ class InputNotMoved(Rule):
         nodes = list(scope_nodes(scope))
         moved = {m: p for m, p in self._moved_models(scope, nodes, {}).items()
                  if self._to_cuda(scope, nodes, p)}
+        back: dict[str, list[int]] = {}  # model -> positions of moves back to the CPU
+        for position, node in enumerate(nodes):
+            method = method_call(node.value, {"cpu", "to"}) if isinstance(node, (cst.Expr, cst.Assign)) else None
+            if method is not None:
+                found = model_move(self.ctx, node)
+                receiver = dotted_name(node.value.func.value)
+                if receiver is not None and (method == "cpu" or (found is not None and _is_cpu(self.ctx, found[1]))):
+                    back.setdefault(receiver, []).append(position)
         out = []
         for position, node in enumerate(nodes):
             if not isinstance(node, cst.Call):
                 continue
             model = dotted_name(node.func)
-            if model not in moved or moved[model] > position:
+            if model not in moved or moved[model] > position or \
+                    any(moved[model] < p < position for p in back.get(model, ())):
                 continue
             for arg in node.args:
                 if arg.star:
