@@ -243,28 +243,6 @@ class _ClassDevices:
                         self.tensors.add(string_value(args[0].value) or "")
 
 
-def reachable_methods(ctx, cls: cst.ClassDef, start: str) -> list[tuple[cst.FunctionDef, _MethodIndex]]:
-    """`start` and the methods of the class it calls as `self.<m>(...)`, transitively."""
-    methods = ctx.class_facts(cls).methods
-    out: list[tuple[cst.FunctionDef, _MethodIndex]] = []
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in methods:
-            continue
-        seen.add(name)
-        func = methods[name]
-        index = _MethodIndex(func)
-        out.append((func, index))
-        me = first_param(func)
-        for node in index.nodes:
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
-                    isinstance(node.func.value, cst.Name) and node.func.value.value == me:
-                todo.append(node.func.attr.value)
-    return out
-
-
 class _DeviceFlow:
     """Which expressions of one method are on the Module's device, and where CPU tensors meet them."""
 
@@ -641,7 +619,8 @@ class TensorCreatedWithoutDevice(Rule):
         if not ctx.is_module_class(node) or "forward" not in ctx.class_facts(node).methods:
             return
         cls_devices: _ClassDevices | None = None
-        for func, index in reachable_methods(ctx, node, "forward"):
+        for func in ctx.reachable_methods(node, ctx.class_facts(node).methods["forward"]):
+            index = _MethodIndex(func)
             candidates = [n for n in index.nodes if isinstance(n, cst.Call) and _is_candidate(ctx, n)]
             if not candidates:
                 continue
