@@ -20,7 +20,7 @@ from torchlint.tensorfacts import (
     is_optional_tensor_annotation, is_tensor_annotation, scope_facts, scope_nodes, tensor_root,
     torch_function, unpacked_batch, is_loader_iterable,
 )
-from torchlint.walk import children, descendants
+from torchlint.walk import children, descendants, find_all
 
 # --- shared helpers for this family -------------------------------------------------------
 
@@ -896,9 +896,20 @@ class InputNotMoved(Rule):
         """`loader = DataLoader(dataset, ...)` with the default collate and nothing that
         mentions a device: its batches are CPU tensors."""
         value = assign.value
-        return isinstance(value, cst.Call) and self.ctx.qualname(value.func) in _LOADER_QUALNAMES and \
-            keyword_arg(value, "collate_fn") is None and \
-            not any(w in self.ctx.code_for(value).lower() for w in ("device", "cuda"))
+        if not (isinstance(value, cst.Call) and self.ctx.qualname(value.func) in _LOADER_QUALNAMES and
+                keyword_arg(value, "collate_fn") is None and not self._mentions_device(value)):
+            return False
+        args = positional_args(value)
+        dataset = dotted_name(args[0].value) if args else None
+        if dataset is None:
+            return True
+        # `ds = TensorDataset(x.cuda(), y.cuda())`: a dataset that already holds device tensors
+        return not any(isinstance(n, cst.Assign) and any(dotted_name(t.target) == dataset for t in n.targets) and
+                       self._mentions_device(n.value) for n in find_all(self.ctx.module, cst.Assign))
+
+    def _mentions_device(self, node: cst.CSTNode) -> bool:
+        text = self.ctx.code_for(node).lower()
+        return "device" in text or "cuda" in text
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         methods = self.ctx.class_facts(node).methods
