@@ -281,7 +281,7 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
                         wrapped.add(name)
                     cpu_binding(name, node.value)
                 else:
-                    for inner in _target_names(target.target):
+                    for inner in target_names(target.target):
                         cpu_candidates[inner] = False
         elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
             if isinstance(node.target, cst.Name):
@@ -289,13 +289,13 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
                     continue  # `x += 1` keeps the device
                 cpu_binding(node.target.value, node.value)
         elif isinstance(node, (cst.For, cst.CompFor)):
-            for inner in _target_names(node.target):
+            for inner in target_names(node.target):
                 cpu_candidates[inner] = False
             if isinstance(node, cst.For) and isinstance(node.target, cst.Name) and \
                     is_loader_iterable(ctx, node.iter, facts.loader_names):
                 single.add(node.target.value)
         elif isinstance(node, cst.AsName):
-            for inner in _target_names(node.name):
+            for inner in target_names(node.name):
                 cpu_candidates[inner] = False
         elif isinstance(node, cst.Name):
             parent = parents.get(id(node))
@@ -342,12 +342,12 @@ def _all_wrapped(ctx: FileContext, name: str, order: list[cst.CSTNode]) -> bool:
                     root = tensor_root(node.value, ctx)
                     if not (wrapped_tensor(ctx, node.value) or (isinstance(root, cst.Name) and root.value == name)):
                         return False
-                elif name in _target_names(target.target):
+                elif name in target_names(target.target):
                     return False
         elif isinstance(node, (cst.For, cst.CompFor, cst.AnnAssign, cst.NamedExpr)) and \
-                name in _target_names(node.target):
+                name in target_names(node.target):
             return False
-        elif isinstance(node, cst.AsName) and name in _target_names(node.name):
+        elif isinstance(node, cst.AsName) and name in target_names(node.name):
             return False
     return True
 
@@ -398,13 +398,14 @@ def _in_place_tensor_method(ctx: FileContext, attr: str) -> bool:
         attr not in ctx.names.module_attributes
 
 
-def _target_names(target: cst.CSTNode) -> list[str]:
+def target_names(target: cst.CSTNode) -> list[str]:
+    """The names an assignment target binds (`a`, `a, (b, *c)`)."""
     if isinstance(target, cst.Name):
         return [target.value]
     if isinstance(target, (cst.Tuple, cst.List)):
-        return [n for e in target.elements for n in _target_names(e.value)]
+        return [n for e in target.elements for n in target_names(e.value)]
     if isinstance(target, cst.StarredElement):
-        return _target_names(target.value)
+        return target_names(target.value)
     return []
 
 
@@ -457,5 +458,5 @@ def loader_iterators(ctx: FileContext, nodes: list[cst.CSTNode], loader_names: f
 
 __all__ = [
     "Holding", "ScopeKinds", "created_on_cpu", "holding", "is_variable_call", "loader_iterators",
-    "narrowed_here", "narrowing_test", "next_batch_names", "scope_kinds", "wrapped_tensor",
+    "narrowed_here", "narrowing_test", "next_batch_names", "scope_kinds", "target_names", "wrapped_tensor",
 ]

@@ -13,7 +13,7 @@ from torchlint.context import (
     dotted_name, has_star_kwargs, is_self_attr, keyword_arg, positional_args, small_statements,
     statement_body,
 )
-from torchlint.kinds import holding, is_variable_call, loader_iterators, next_batch_names, scope_kinds
+from torchlint.kinds import holding, is_variable_call, loader_iterators, next_batch_names, scope_kinds, target_names
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
@@ -1207,14 +1207,7 @@ def _strip_iter_wrappers(expr: cst.BaseExpression) -> cst.BaseExpression:
     return expr
 
 
-def _names_in_target(target: cst.CSTNode) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [n for e in target.elements for n in _names_in_target(e.value)]
-    if isinstance(target, cst.StarredElement):
-        return _names_in_target(target.value)
-    return []
+_names_in_target = target_names
 
 
 # --- TL405 ----------------------------------------------------------------------------------
