@@ -32,7 +32,9 @@ from weakref import WeakKeyDictionary
 
 import libcst as cst
 
-from torchlint.context import dotted_name, is_self_attr, keyword_arg, positional_args
+from torchlint.context import (
+    dotted_name, is_self_attr, keyword_arg, positional_args, small_statements, statement_body,
+)
 from torchlint.tensorfacts import (
     TORCH_FACTORIES, is_loader_iterable, scope_facts, tensor_root, torch_function,
 )
@@ -210,6 +212,66 @@ def holding(ctx: FileContext, scope: cst.CSTNode, name: str) -> Holding:
     if answer.kind == "unknown" and name not in scope_kinds(ctx, scope).not_tensors and narrowed_here(ctx, name):
         return Holding("tensor", "guard")
     return answer
+
+
+_ATTR_CACHE: WeakKeyDictionary[FileContext, dict[int, frozenset[str]]] = WeakKeyDictionary()
+
+
+def self_tensor_attrs(ctx: FileContext, cls: cst.ClassDef) -> frozenset[str]:
+    """The `self.<attr>` of a class that every assignment in its methods binds to a tensor
+    (`self.mean = torch.tensor([...])`, `self.h = Variable(torch.zeros(1, 8))`, or the attribute
+    itself converted, `self.mean = self.mean.float()`), and that is not a registered buffer or
+    parameter. Computed once per class."""
+    per_file = _ATTR_CACHE.setdefault(ctx, {})
+    found = per_file.get(id(cls))
+    if found is not None:
+        return found
+    verdicts: dict[str, bool] = {}
+    registered: set[str] = set()
+    for method in ctx.class_facts(cls).methods.values():
+        params = [*method.params.posonly_params, *method.params.params]
+        if not params:
+            continue
+        me = params[0].name.value
+        for small in small_statements(statement_body(method)):
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and \
+                    isinstance(small.value.func, cst.Attribute) and \
+                    small.value.func.attr.value in ("register_buffer", "register_parameter"):
+                args = positional_args(small.value)
+                if args and isinstance(args[0].value, cst.SimpleString):
+                    registered.add(str(args[0].value.evaluated_value))
+            if not isinstance(small, (cst.Assign, cst.AnnAssign)):
+                continue
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            for target in targets:
+                attr = is_self_attr(target, me)
+                if attr is not None:
+                    verdicts[attr] = verdicts.get(attr, True) and small.value is not None and \
+                        _tensor_value(ctx, small.value, me, attr)
+                else:
+                    for element in _target_elements(target):
+                        inner = is_self_attr(element, me)
+                        if inner is not None:
+                            verdicts[inner] = False
+    found = per_file[id(cls)] = frozenset(a for a, ok in verdicts.items() if ok and a not in registered)
+    return found
+
+
+def _tensor_value(ctx: FileContext, value: cst.BaseExpression, me: str, attr: str) -> bool:
+    from torchlint.tensorfacts import classify_value
+
+    if classify_value(ctx, value)[0] == "tensor" or wrapped_tensor(ctx, value):
+        return True
+    root = tensor_root(value, ctx)
+    return root is not value and is_self_attr(root, me) == attr
+
+
+def _target_elements(target: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [x for e in target.elements for x in _target_elements(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _target_elements(target.value)
+    return [target]
 
 
 def _self_module_attrs(ctx: FileContext, scope: cst.CSTNode) -> tuple[str | None, set[str]]:
@@ -458,5 +520,5 @@ def loader_iterators(ctx: FileContext, nodes: list[cst.CSTNode], loader_names: f
 
 __all__ = [
     "Holding", "ScopeKinds", "created_on_cpu", "holding", "is_variable_call", "loader_iterators",
-    "narrowed_here", "narrowing_test", "next_batch_names", "scope_kinds", "target_names", "wrapped_tensor",
+    "narrowed_here", "narrowing_test", "next_batch_names", "scope_kinds", "self_tensor_attrs", "target_names", "wrapped_tensor",
 ]

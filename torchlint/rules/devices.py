@@ -13,7 +13,9 @@ from torchlint.context import (
     dotted_name, has_star_kwargs, is_self_attr, keyword_arg, positional_args, small_statements,
     statement_body,
 )
-from torchlint.kinds import holding, is_variable_call, loader_iterators, next_batch_names, scope_kinds, target_names
+from torchlint.kinds import (
+    holding, is_variable_call, loader_iterators, next_batch_names, scope_kinds, self_tensor_attrs, target_names,
+)
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
@@ -131,6 +133,15 @@ class DiscardedTensorMove(Rule):
             return None
         assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
         receiver = call.func.value
+        shown = f"{method}(...)" if call.args else f"{method}()"
+        if isinstance(receiver, cst.Attribute):
+            # `self.mean.to(device)` where every assignment of self.mean is a plain tensor
+            owner = self.ctx.enclosing_method()
+            me = first_param(owner[1]) if owner is not None else None
+            attr = is_self_attr(receiver, me) if me is not None else None
+            if owner is None or attr is None or attr not in self_tensor_attrs(self.ctx, owner[0]):
+                return None
+            return f"{me}.{attr}", f"{me}.{attr}.{shown}", call
         if not isinstance(receiver, cst.Name):
             return None
         scope = enclosing_scope(self.ctx)
@@ -140,7 +151,7 @@ class DiscardedTensorMove(Rule):
         held = holding(self.ctx, scope, name)
         if held.kind not in ("tensor", "batch") or held.evidence == "single":
             return None
-        return name, (f"{name}.{method}(...)" if call.args else f"{name}.{method}()"), call
+        return name, f"{name}.{shown}", call
 
 
 # --- TL402 ----------------------------------------------------------------------------------
