@@ -630,19 +630,66 @@ class TensorCreatedWithoutDevice(Rule):
         if not ctx.is_module_class(node) or "forward" not in ctx.class_facts(node).methods:
             return
         cls_devices: _ClassDevices | None = None
-        for func in ctx.reachable_methods(node, ctx.class_facts(node).methods["forward"]):
-            index = _MethodIndex(func)
+        reachable = ctx.reachable_methods(node, ctx.class_facts(node).methods["forward"])
+        indexes = {id(func): _MethodIndex(func) for func in reachable}
+        flows: dict[int, _DeviceFlow] = {}
+
+        def flow_of(func: cst.FunctionDef) -> _DeviceFlow:
+            nonlocal cls_devices
+            if id(func) not in flows:
+                cls_devices = cls_devices or _ClassDevices(ctx, node)
+                flows[id(func)] = _DeviceFlow(ctx, func, indexes[id(func)], cls_devices)
+            return flows[id(func)]
+
+        for func in reachable:
+            index = indexes[id(func)]
             candidates = [n for n in index.nodes if isinstance(n, cst.Call) and _is_candidate(ctx, n)]
             if not candidates:
                 continue
-            cls_devices = cls_devices or _ClassDevices(ctx, node)
-            flow = _DeviceFlow(ctx, func, index, cls_devices)
+            flow = flow_of(func)
             fix_param = flow.fix_param(func) if func.name.value == "forward" else None
             for call in candidates:
-                self._check_factory(node, func, flow, call, fix_param)
+                self._check_factory(node, func, flow, call, fix_param,
+                                    lambda f=func: [flow_of(o) for o in reachable if o is not f])
+
+    def _returned_state(self, func: cst.FunctionDef, flow: _DeviceFlow, top: cst.CSTNode,
+                        callers: list[_DeviceFlow]) -> str | None:
+        """`def init_hidden(self, n): return (torch.zeros(...), torch.zeros(...))`, called from
+        forward as `h = self.init_hidden(n)` and passed to a submodule (`self.lstm(x, h)`,
+        `out, h = self.lstm(x, h)`): the submodule text, else None."""
+        current = top
+        while True:  # through `Variable(...)` and the elements of a returned tuple
+            parent = flow.index.up(current)
+            if isinstance(parent, cst.Arg) and is_variable_call(self.ctx, flow.index.up(parent)):
+                current = flow.index.up(parent)
+            elif isinstance(parent, cst.Element) and isinstance(flow.index.up(parent), cst.Tuple):
+                current = flow.index.up(parent)
+            else:
+                break
+        if not isinstance(parent, cst.Return):
+            return None
+        method = func.name.value
+        for caller in callers:
+            me = caller.me
+            for node in caller.index.nodes:
+                if not (isinstance(node, cst.Call) and me is not None and is_self_attr(node.func, me) == method):
+                    continue
+                parent = caller.index.up(node)
+                if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and \
+                        isinstance(parent.targets[0].target, cst.Name):
+                    state = parent.targets[0].target.value
+                    for other in caller.index.nodes:
+                        found = caller._state_call(other, state)
+                        if found is not None:
+                            return found
+                elif isinstance(parent, cst.Arg):
+                    outer = caller.index.up(parent)
+                    if isinstance(outer, cst.Call) and caller.is_submodule(outer.func):
+                        return self.ctx.code_for(outer.func)
+        return None
 
     def _check_factory(self, cls: cst.ClassDef, func: cst.FunctionDef, flow: _DeviceFlow,
-                       call: cst.Call, fix_param: str | None) -> None:
+                       call: cst.Call, fix_param: str | None, callers) -> None:
         name = torch_function(self.ctx, call)
         for ancestor in flow.index.ancestors(call):
             if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)) and \
@@ -659,7 +706,10 @@ class TensorCreatedWithoutDevice(Rule):
             if target is not None:
                 hit = flow.name_meets(target, top) is True
         state_of = None if hit else flow.rebound_state(top)
-        if not hit and state_of is None:
+        returned_to = None
+        if not hit and state_of is None and func.name.value != "forward":
+            returned_to = self._returned_state(func, flow, top, callers())
+        if not hit and state_of is None and returned_to is None:
             return
         where = "forward" if func.name.value == "forward" else f"{func.name.value} (called from forward)"
         fix = None
@@ -669,8 +719,11 @@ class TensorCreatedWithoutDevice(Rule):
             fix = PendingFix("unsafe", (InsertAfter(last.value, f", device={fix_param}.device"),),
                              f"add device={fix_param}.device")
             hint = f"pass device={fix_param}.device"
-        meets = "that meets the Module's tensors" if state_of is None else \
-            f"passed to {state_of}, whose outputs rebind it (the first call gets the CPU tensor)"
+        meets = "that meets the Module's tensors"
+        if state_of is not None:
+            meets = f"passed to {state_of}, whose outputs rebind it (the first call gets the CPU tensor)"
+        elif returned_to is not None:
+            meets = f"returned as a state that is passed to {returned_to}"
         self.report(
             call,
             f"torch.{name}(...) in {where} creates a CPU tensor {meets}; "
