@@ -36,7 +36,7 @@ from torchlint.context import (
     dotted_name, is_self_attr, keyword_arg, positional_args, small_statements, statement_body,
 )
 from torchlint.tensorfacts import (
-    TORCH_FACTORIES, is_loader_iterable, scope_facts, tensor_root, torch_function,
+    TORCH_FACTORIES, classify_value, is_loader_iterable, scope_facts, tensor_root, torch_function,
 )
 from torchlint.walk import children
 
@@ -258,8 +258,7 @@ def self_tensor_attrs(ctx: FileContext, cls: cst.ClassDef) -> frozenset[str]:
 
 
 def _tensor_value(ctx: FileContext, value: cst.BaseExpression, me: str, attr: str) -> bool:
-    from torchlint.tensorfacts import classify_value
-
+    """A value that keeps `self.<attr>` a tensor: a tensor, or the attribute itself converted."""
     if classify_value(ctx, value)[0] == "tensor" or wrapped_tensor(ctx, value):
         return True
     root = tensor_root(value, ctx)
@@ -315,7 +314,7 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
         modules |= scope_facts(ctx, ctx.module).modules - set(facts.bindings)
 
     parents: dict[int, cst.CSTNode] = {}
-    stack: list[cst.CSTNode] = [scope.body] if isinstance(scope, cst.FunctionDef) else list(children(scope))
+    stack: list[cst.CSTNode] = [scope.body] if isinstance(scope, cst.FunctionDef) else list(children(scope))[::-1]
     order: list[cst.CSTNode] = []
     while stack:
         node = stack.pop()
