@@ -113,7 +113,8 @@ def created_on_cpu(ctx: FileContext, expr: cst.BaseExpression) -> bool:
     while True:
         if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) and \
                 ctx.qualname(current.func.value) != "torch" and not is_variable_call(ctx, current):
-            if current.func.attr.value in _DEVICE_MOVES or current.func.attr.value.startswith("new_"):
+            if current.func.attr.value in _DEVICE_MOVES or current.func.attr.value.startswith("new_") or \
+                    current.func.attr.value in ("numpy", "tolist", "item"):
                 return False
             current = current.func.value
             continue
@@ -419,6 +420,8 @@ def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
                   modules: set[str]) -> None:
     """Record what one occurrence of a name says about it."""
     name = node.value
+    if name in ctx.imports:
+        return  # `F.softmax(x)`, `np.shape(x)`: a module, not a value
     if isinstance(parent, cst.Attribute) and parent.value is node:
         attr = parent.attr.value
         grand = parents.get(id(parent))
