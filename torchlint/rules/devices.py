@@ -992,7 +992,14 @@ class InputNotMoved(Rule):
             return
         if self._loaders_move_batches():
             return
-        results = {name: self._scan(func, moved) for name, func in methods.items() if name != "__init__"}
+        class_nodes = [n for func in methods.values() for n in scope_nodes(func)]
+        for model in self._wrapped_models(class_nodes):
+            moved.pop(model, None)
+        if not moved:
+            return
+        device_loaders = frozenset(self._device_loaders(class_nodes))
+        results = {name: self._scan(func, moved, device_loaders) for name, func in methods.items()
+                   if name != "__init__"}
         if not any(moves for _, moves in results.values()) and not self._class_builds_cpu_loaders(node):
             return  # no sibling moves its batches: perhaps the loader yields device tensors
         for name, (unmoved, _) in results.items():
@@ -1035,14 +1042,23 @@ class InputNotMoved(Rule):
             found = model_move(ctx, node)
             if found and not _is_cpu(ctx, found[1]) and _looks_like_model(ctx, found[0], scope):
                 moved.setdefault(found[0], position)
-        for node in nodes:
-            if isinstance(node, cst.Assign) and any(dotted_name(t.target) in moved for t in node.targets) and \
-                    any(w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
-                for target in node.targets:
-                    moved.pop(dotted_name(target.target) or "", None)
+        for model in self._wrapped_models(nodes):
+            moved.pop(model, None)
         return moved
 
-    def _scan(self, scope: cst.CSTNode, pre_moved: dict[str, int]) -> tuple[list[tuple[cst.Call, str, str]], bool]:
+    def _wrapped_models(self, nodes: list[cst.CSTNode]) -> set[str]:
+        """Names rebound from a wrapper that places inputs itself: DataParallel scatters them,
+        Accelerate's `prepare` and FSDP place them (`model, opt = accelerator.prepare(model, opt)`)."""
+        out: set[str] = set()
+        for node in nodes:
+            if isinstance(node, cst.Assign) and \
+                    any(w in self.ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
+                for target in node.targets:
+                    out.update(_dotted_targets(target.target))
+        return out
+
+    def _scan(self, scope: cst.CSTNode, pre_moved: dict[str, int],
+              device_loaders: frozenset[str] = frozenset()) -> tuple[list[tuple[cst.Call, str, str]], bool]:
         """Model calls on unmoved loader batches in a scope, and whether the scope moves any batch."""
         ctx = self.ctx
         facts = scope_facts(ctx, scope)
@@ -1054,7 +1070,7 @@ class InputNotMoved(Rule):
         moved = self._moved_models(scope, nodes, pre_moved)
         if not moved:
             return unmoved, moves_batches
-        device_loaders = self._device_loaders(nodes)
+        device_loaders = device_loaders | self._device_loaders(nodes)
         iterators = loader_iterators(ctx, nodes, facts.loader_names)
         positions = {id(n): i for i, n in enumerate(nodes)}
         for position, node in enumerate(nodes):
@@ -1155,8 +1171,7 @@ class InputNotMoved(Rule):
                 text = self.ctx.code_for(node.value).lower()
                 if any(w in text for w in ("device", "cuda", "gpu", "prepare")):
                     for target in node.targets:
-                        out.update(n for n in [dotted_name(target.target)] if n)
-                        out.update(_names_in_target(target.target))
+                        out.update(_dotted_targets(target.target))
         return out
 
     def _uses(self, region: list[cst.CSTNode], batch: set[str], models: set[str],
@@ -1272,6 +1287,16 @@ def _strip_iter_wrappers(expr: cst.BaseExpression) -> cst.BaseExpression:
 
 
 _names_in_target = target_names
+
+
+def _dotted_targets(target: cst.BaseExpression) -> list[str]:
+    """The dotted names an assignment target binds: `a`, `self.loader`, `self.model, opt`."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for e in target.elements for n in _dotted_targets(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _dotted_targets(target.value)
+    name = dotted_name(target)
+    return [name] if name else []
 
 
 # --- TL405 ----------------------------------------------------------------------------------
