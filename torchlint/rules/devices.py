@@ -1184,8 +1184,13 @@ class InputNotMoved(Rule):
         moved: set[str] = set()
         # a discarded `xb.to(device)` (TL401) moves nothing
         discarded = {id(n.value) for n in region if isinstance(n, cst.Expr) and method_call(n.value, MOVE_METHODS)}
+        batch = set(batch)
         for node in region:
             if node is unpacking:
+                continue
+            alias = self._batch_alias(node, batch, indexed)
+            if alias is not None:
+                batch.add(alias)  # `inputs = batch[0]`, `x = Variable(xb.view(-1, 784))`: the same CPU batch
                 continue
             if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
                 targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
@@ -1215,6 +1220,20 @@ class InputNotMoved(Rule):
                     isinstance(node.func.value, cst.Name) and node.func.value.value in indexed:
                 moved.add(node.func.value.value)  # `batch.to(device)`: may move a BatchEncoding in place
         return calls, moved
+
+    def _batch_alias(self, node: cst.CSTNode, batch: set[str], indexed: set[str]) -> str | None:
+        """The new name of `name = <batch>[0]` / `name = Variable(<batch name>.view(...))`, a
+        binding to (part of) an unmoved batch under another name that is not a batch name yet."""
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)):
+            return None
+        new = node.targets[0].target.value
+        value = node.value
+        while is_variable_call(self.ctx, value) and positional_args(value):
+            value = positional_args(value)[0].value
+        root = _unmoved_batch_root(value)
+        if new in batch or root not in batch or (root in indexed and not _int_indexed(value, root)):
+            return None
+        return new
 
     def _still_unmoved(self, node: cst.Assign, batch: set[str]) -> set[str]:
         """Batch names an assignment rebinds to the same CPU batch: `images = Variable(images)`,
