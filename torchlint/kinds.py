@@ -436,7 +436,8 @@ def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
         return
     if isinstance(parent, cst.Subscript) and parent.value is node:
         for element in parent.slice:
-            if isinstance(element.slice, cst.Index) and isinstance(element.slice.value, (cst.SimpleString, cst.FormattedString)):
+            if isinstance(element.slice, cst.Index) and \
+                    isinstance(element.slice.value, (cst.SimpleString, cst.FormattedString)):
                 contrary.add(name)  # `batch["input_ids"]`: a mapping
         return
     if isinstance(parent, cst.BinaryOperation) and not isinstance(parent.operator, (cst.Modulo,)):
@@ -522,5 +523,6 @@ def loader_iterators(ctx: FileContext, nodes: list[cst.CSTNode], loader_names: f
 
 __all__ = [
     "Holding", "ScopeKinds", "created_on_cpu", "holding", "is_variable_call", "loader_iterators",
-    "narrowed_here", "narrowing_test", "next_batch_names", "scope_kinds", "self_tensor_attrs", "target_names", "wrapped_tensor",
+    "narrowed_here", "narrowing_test", "next_batch_names", "scope_kinds", "self_tensor_attrs", "target_names",
+    "wrapped_tensor",
 ]

@@ -20,7 +20,7 @@ from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
     is_optional_tensor_annotation, is_tensor_annotation, scope_facts, scope_nodes, tensor_root,
-    torch_function, unpacked_batch, is_loader_iterable,
+    is_loader_iterable, torch_function, unpacked_batch,
 )
 from torchlint.walk import children, descendants, find_all
 
@@ -510,7 +510,6 @@ class _DeviceFlow:
                     return None  # the derived tensor is moved: the author placed it
                 found = found or result
         return found
-
 
     def rebound_state(self, top: cst.CSTNode) -> str | None:
         """`h = torch.zeros(...)` whose every other binding is `h, c = self.cell(x, (h, c))` (or
@@ -1224,7 +1223,8 @@ class InputNotMoved(Rule):
     def _batch_alias(self, node: cst.CSTNode, batch: set[str], indexed: set[str]) -> str | None:
         """The new name of `name = <batch>[0]` / `name = Variable(<batch name>.view(...))`, a
         binding to (part of) an unmoved batch under another name that is not a batch name yet."""
-        if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)):
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and
+                isinstance(node.targets[0].target, cst.Name)):
             return None
         new = node.targets[0].target.value
         value = node.value
