@@ -13,11 +13,11 @@ from evidence of several kinds, strongest first:
 - use: the scope uses the name as only a tensor is used (`x.size()`, `x.dim()`, `x.view(...)`,
   `x.shape`, `x.unsqueeze(...)`, arithmetic with a known tensor, the input of a Module call).
 
-Contrary evidence always wins: a name bound to a literal container, a number or a string, a
+Contrary evidence wins over a use: a name bound to a literal container, a number or a string, a
 single-name loader batch (a dict, or a Hugging Face `BatchEncoding` whose `.to()` moves in
 place), a name used with an attribute that tensors do not have (`data.x`, `batch.items()`) or
 with a string key (`batch["input_ids"]`), or a name that also holds a Module, is never a tensor
-by guard or use.
+by use. A guard proves the type where it holds, and wins over everything.
 
 `scope_kinds(ctx, scope)` computes this once per scope, lazily (only when a rule asks), with one
 walk over the scope, and caches it for the life of the file's context. Bindings come from
@@ -210,7 +210,8 @@ def scope_kinds(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
 def holding(ctx: FileContext, scope: cst.CSTNode, name: str) -> Holding:
     """What `name` holds at the node whose hook runs: its scope's answer, or a tensor by guard."""
     answer = scope_kinds(ctx, scope).of(name)
-    if answer.kind == "unknown" and name not in scope_kinds(ctx, scope).not_tensors and narrowed_here(ctx, name):
+    if answer.kind not in ("tensor", "batch") and narrowed_here(ctx, name):
+        # inside `if isinstance(x, torch.Tensor):` x is a tensor, whatever else it holds elsewhere
         return Holding("tensor", "guard")
     return answer
 
