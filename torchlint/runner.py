@@ -89,6 +89,8 @@ def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int,
             fresh[path] = [key, summary_to_json(summary)]
     if cache is not None and fresh != stored:
         cache.save_summaries(fresh)
+    # installed packages' bases, read once here rather than once per worker
+    index.prefetch_external()
     return index
 
 
