@@ -111,6 +111,7 @@ class InstalledPackages:
         self._specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
         self._summaries: dict[str, ModuleSummary | None] = {}
         self._versions: dict[str, str] = {}
+        self._mentions: dict[tuple[str, str], bool] = {}
 
     def _spec(self, module: str) -> importlib.machinery.ModuleSpec | None:
         if module in self._specs:
@@ -158,6 +159,28 @@ class InstalledPackages:
         result = summarize(text, module, is_package)
         self._summaries[module] = result
         return result
+
+    def may_define(self, module: str, name: str) -> bool:
+        """Whether a module could bind `name` (cheap: a byte search, no scan): a plain module
+        whose text never mentions the name is not worth scanning; a package may re-export it
+        through further star imports, so it always may."""
+        key = (module, name)
+        if key in self._mentions:
+            return self._mentions[key]
+        spec = self._spec(module)
+        origin = spec.origin if spec is not None else None
+        answer = False
+        if origin is not None and origin.endswith(".py"):
+            if module in self._summaries or os.path.basename(origin) == "__init__.py":
+                answer = True
+            else:
+                try:
+                    with open(origin, "rb") as handle:
+                        answer = name.encode() in handle.read(_MAX_SOURCE_BYTES + 1)
+                except OSError:
+                    answer = False
+        self._mentions[key] = answer
+        return answer
 
     def version(self, top: str) -> str:
         """The installed version of a top-level package ("" when not installed): what cached

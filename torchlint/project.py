@@ -72,6 +72,8 @@ def module_name_for(path: str | os.PathLike[str]) -> str:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas that are not inside brackets."""
+    if "(" not in text and "[" not in text and "{" not in text:
+        return [s.strip() for s in text.split(",") if s.strip()]
     out, depth, cur = [], 0, []
     for ch in text:
         if ch in "([{":
@@ -244,7 +246,7 @@ class ProjectIndex:
 
     def resolve_name(self, module: str, dotted: str) -> str | None:
         """Qualify a dotted name as written in `module` (through its imports and classes)."""
-        summary = self.modules.get(module)
+        summary = self._summary(module)
         head, _, rest = dotted.partition(".")
         if summary is not None:
             if head in summary.imports:
@@ -276,6 +278,8 @@ class ProjectIndex:
             # placeholder classes some packages star-import when a dependency is missing)
             for star in summary.star_imports:
                 if "dummy" in star.rpartition(".")[2] or star == module:
+                    continue
+                if star not in self.modules and not self.packages.may_define(star, name):
                     continue
                 found = self.find_class(f"{star}.{name}", depth + 1)
                 if found is not None:

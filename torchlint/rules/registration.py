@@ -361,11 +361,21 @@ class AssignBeforeSuperInit(Rule):
                         out.add(name)
                         continue
                 if ctx.qualname(func) in CONTAINER_CLASSES:
+                    # the items themselves (`nn.Sequential(self.backbone, ...)`,
+                    # `nn.ModuleList([gen, disc])`), not the arguments of nested calls
+                    items: list[cst.BaseExpression] = []
                     for arg in call.args:
-                        for sub in [arg.value, *descendants(arg.value)]:
-                            name = param_of(sub, owner, in_init) if isinstance(sub, (cst.Name, cst.Attribute)) else None
-                            if name is not None:
-                                out.add(name)
+                        value = arg.value
+                        if isinstance(value, (cst.List, cst.Tuple)):
+                            items += [e.value for e in value.elements]
+                        elif isinstance(value, cst.Dict):
+                            items += [e.value for e in value.elements if isinstance(e, cst.DictElement)]
+                        else:
+                            items.append(value)
+                    for item in items:
+                        name = param_of(item, owner, in_init) if isinstance(item, (cst.Name, cst.Attribute)) else None
+                        if name is not None:
+                            out.add(name)
         self._module_params = out
         return out
 
