@@ -18,7 +18,7 @@ from torchlint.cache import Cache, summary_from_json, summary_to_json
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import (
     CannotCheck, FileResult, Options, cannot_check, check_file, check_notebook, check_source, decode,
-    notebook_source, to_cells,
+    notebook_code_too_large, notebook_json_limit, notebook_source, to_cells,
 )
 from torchlint.fix import fix_source
 from torchlint.project import ModuleSummary, ProjectIndex, module_name_for, summarize
@@ -47,16 +47,20 @@ def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
+        limit = notebook_json_limit(max_size) if path.endswith(".ipynb") else max_size
         with open(path, "rb") as handle:
-            data = handle.read(max_size + 1)
+            data = handle.read(limit + 1)
     except OSError:
         return None
-    if len(data) > max_size:
+    if len(data) > limit:
         return None
     try:
         text, _ = decode(data)
         if path.endswith(".ipynb"):
-            text = notebook_source(text, path).source
+            joined = notebook_source(text, path)
+            if notebook_code_too_large(joined, max_size):
+                return None
+            text = joined.source
     except CannotCheck:
         return None
     return summarize(text, module_name_for(path), path.endswith("__init__.py"))
