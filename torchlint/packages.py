@@ -182,6 +182,19 @@ class InstalledPackages:
         self._mentions[key] = answer
         return answer
 
+    def stamp(self, module: str) -> str:
+        """What a cached answer that read this module depends on: the package version and
+        the file's mtime and size ("-" when the module is not installed)."""
+        spec = self._spec(module)
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            return "-"
+        try:
+            stat = os.stat(origin)
+        except OSError:
+            return "-"
+        return f"{self.version(module.partition('.')[0])}:{stat.st_mtime_ns}:{stat.st_size}"
+
     def version(self, top: str) -> str:
         """The installed version of a top-level package ("" when not installed): what cached
         findings that depended on it are keyed by."""

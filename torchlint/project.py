@@ -235,8 +235,7 @@ class ProjectIndex:
         if summary is None:
             # an installed package's module: its answers change with the package version
             if self._is_external(module):
-                version = self.packages.version(module.partition(".")[0])
-                return f"pkg:{version}" if version else "-"
+                return f"pkg:{self.packages.stamp(module)}"
             return "-"
         parts = [repr(sorted(summary.imports.items()))]
         for name in sorted(summary.classes):
