@@ -242,3 +242,29 @@ def test_the_index_answers_for_installed_packages_without_importing_them(tmp_pat
     # not installed: the table; a project package of the same name is never looked up outside
     assert index.is_module("transformers.models.bert.modeling_bert.BertPreTrainedModel") in (True,)
     assert ProjectIndex().is_module("lightning.pytorch.LightningModule") in (True,)
+
+
+def test_plain_list_of_a_module_class_from_another_file(tmp_path: Path) -> None:
+    """TL104 knows the items are Modules from the project index, also through a local name."""
+    make_project(tmp_path, BASE_MODULE)
+    (tmp_path / "pkg" / "stack.py").write_text(textwrap.dedent("""\
+        import torch.nn as nn
+
+        from pkg.base import BaseBlock
+
+
+        class Stack(nn.Module):
+            def __init__(self, channels, depth):
+                super().__init__()
+                self.blocks = []
+                for _ in range(depth):
+                    block = BaseBlock(channels)
+                    self.blocks.append(block)
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+        """))
+    _, findings = check(tmp_path, "--no-cache", "--select", "TL104", "pkg/stack.py")
+    assert [(f["code"], f["line"]) for f in findings] == [("TL104", 9)]

@@ -201,7 +201,9 @@ _MODULE_ONLY_METHODS = frozenset(
 _FUNCTION_WORDS = frozenset(
     {"fn", "func", "function", "act", "activation", "nonlinearity", "loss", "criterion", "transform",
      "transforms", "callback", "hook", "lambda", "lambd", "metric", "op", "f", "callable", "sampler",
-     "collate", "init", "initializer", "reduce", "reduction", "score", "distance", "kernel"}
+     "collate", "init", "initializer", "reduce", "reduction", "score", "distance", "kernel",
+     "tokenizer", "tokenize", "processor", "preprocess", "postprocess", "preprocessor", "fun",
+     "scheduler", "logger", "log", "writer", "env", "augment", "augmentation", "aug", "cb", "handler"}
 )
 
 
