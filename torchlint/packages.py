@@ -127,6 +127,8 @@ class InstalledPackages:
                     spec = importlib.machinery.PathFinder.find_spec(module, list(locations))
             else:
                 spec = importlib.machinery.PathFinder.find_spec(module, self.search_path)
+                if spec is None:
+                    spec = _editable_spec(module)
         except (ImportError, OSError, ValueError):
             spec = None
         self._specs[module] = spec
@@ -209,6 +211,24 @@ class InstalledPackages:
                 version = f"mtime:{stat.st_mtime_ns}:{stat.st_size}"
         self._versions[top] = version
         return version
+
+
+def _editable_spec(top: str) -> importlib.machinery.ModuleSpec | None:
+    """A top-level package installed in editable mode through setuptools' finder (it maps
+    names to source directories; asking it runs no code of the package)."""
+    for finder in sys.meta_path:
+        if "editable" not in type(finder).__name__.lower() and "editable" not in getattr(finder, "__name__", "").lower():
+            continue
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            spec = find_spec(top, None)
+        except Exception:  # a third-party finder: any failure means "not found"
+            continue
+        if spec is not None:
+            return spec
+    return None
 
 
 def _distribution_version(top: str) -> str:
