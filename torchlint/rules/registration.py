@@ -877,7 +877,7 @@ class TensorAttributeNotBuffer(Rule):
             return
         registered = self._registered_names(node)
         self._used = self._attributes_read(node, init)
-        self._moved = self._attributes_moved(node, init)
+        self._moved: set[str] | None = None  # computed when a finding needs it
         self._init = init
         self._before_init = self._statements_before_parent_init(node, init)
         for func in self.ctx.reachable_methods(node, init):
@@ -1094,7 +1094,11 @@ class TensorAttributeNotBuffer(Rule):
             return
         for target in targets:
             attr = is_self_attr(target, me)
-            if attr is None or attr in registered or attr not in self._used or attr in self._moved:
+            if attr is None or attr in registered or attr not in self._used:
+                continue
+            if self._moved is None:
+                self._moved = self._attributes_moved(cls, self._init)
+            if attr in self._moved:
                 continue
             fix = None
             # register_buffer needs nn.Module.__init__ to have run first
