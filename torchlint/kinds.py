@@ -229,6 +229,7 @@ def self_tensor_attrs(ctx: FileContext, cls: cst.ClassDef) -> frozenset[str]:
     if found is not None:
         return found
     verdicts: dict[str, bool] = {}
+    grounded: set[str] = set()  # attributes with at least one binding that builds a tensor
     registered: set[str] = set()
     for method in ctx.class_facts(cls).methods.values():
         params = [*method.params.posonly_params, *method.params.params]
@@ -250,18 +251,27 @@ def self_tensor_attrs(ctx: FileContext, cls: cst.ClassDef) -> frozenset[str]:
                 if attr is not None:
                     verdicts[attr] = verdicts.get(attr, True) and small.value is not None and \
                         _tensor_value(ctx, small.value, me, attr)
+                    if small.value is not None and _builds_tensor(ctx, small.value):
+                        grounded.add(attr)
                 else:
                     for element in _target_elements(target):
                         inner = is_self_attr(element, me)
                         if inner is not None:
                             verdicts[inner] = False
-    found = per_file[id(cls)] = frozenset(a for a, ok in verdicts.items() if ok and a not in registered)
+    # an attribute only ever rebound from its own conversion (`self.vae = self.vae.to(dtype)`)
+    # is set elsewhere (a pipeline's `register_modules(vae=vae)`): unknown, maybe a Module
+    found = per_file[id(cls)] = frozenset(a for a, ok in verdicts.items()
+                                          if ok and a in grounded and a not in registered)
     return found
+
+
+def _builds_tensor(ctx: FileContext, value: cst.BaseExpression) -> bool:
+    return classify_value(ctx, value)[0] == "tensor" or wrapped_tensor(ctx, value)
 
 
 def _tensor_value(ctx: FileContext, value: cst.BaseExpression, me: str, attr: str) -> bool:
     """A value that keeps `self.<attr>` a tensor: a tensor, or the attribute itself converted."""
-    if classify_value(ctx, value)[0] == "tensor" or wrapped_tensor(ctx, value):
+    if _builds_tensor(ctx, value):
         return True
     root = tensor_root(value, ctx)
     return root is not value and is_self_attr(root, me) == attr
@@ -301,6 +311,7 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
     wrapped: set[str] = set()
     cpu_candidates: dict[str, bool] = {}
     uses: dict[str, str] = {}
+    inputs_of: dict[str, set[str]] = {}  # name -> local Module names called on it
     me, module_attrs = _self_module_attrs(ctx, scope)
     modules = set(facts.modules)
 
@@ -362,11 +373,18 @@ def _compute(ctx: FileContext, scope: cst.CSTNode) -> ScopeKinds:
                 cpu_candidates[inner] = False
         elif isinstance(node, cst.Name):
             parent = parents.get(id(node))
-            _use_evidence(ctx, node, parent, parents, tensors, contrary, uses, module_attrs, me, modules)
+            _use_evidence(ctx, node, parent, parents, tensors, contrary, uses, module_attrs, me, modules,
+                          inputs_of)
         elif isinstance(node, cst.Arg) and node.star == "**" and isinstance(node.value, cst.Name):
             contrary.add(node.value.value)
 
     contrary |= single
+    if inputs_of:
+        # `model(data)` where `model = GCN()` and GCN.forward reads `data.x`: a graph, not a tensor
+        classes = _local_module_classes(ctx, scope, order, {m for ms in inputs_of.values() for m in ms})
+        for name, callees in inputs_of.items():
+            if any(_forward_input_not_tensor(ctx, classes[m]) for m in callees if m in classes):
+                contrary.add(name)
     for name in wrapped:
         if all(k[0] == "tensor" or k == ("derived", name) for k in facts.bindings.get(name, [])) or \
                 _all_wrapped(ctx, name, order):
@@ -418,7 +436,7 @@ def _all_wrapped(ctx: FileContext, name: str, order: list[cst.CSTNode]) -> bool:
 def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
                   parents: dict[int, cst.CSTNode], tensors: dict[str, str], contrary: set[str],
                   uses: dict[str, str], module_attrs: set[str], me: str | None,
-                  modules: set[str]) -> None:
+                  modules: set[str], inputs_of: dict[str, set[str]]) -> None:
     """Record what one occurrence of a name says about it."""
     name = node.value
     if name in ctx.imports:
@@ -454,8 +472,49 @@ def _use_evidence(ctx: FileContext, node: cst.Name, parent: cst.CSTNode | None,
             func = call.func
             if isinstance(func, cst.Name) and func.value in modules:
                 uses.setdefault(name, f"the input of {func.value}(...)")
+                inputs_of.setdefault(name, set()).add(func.value)
             elif me is not None and (attr := is_self_attr(func, me)) is not None and attr in module_attrs:
                 uses.setdefault(name, f"the input of {me}.{attr}(...)")
+
+
+def _local_module_classes(ctx: FileContext, scope: cst.CSTNode, order: list[cst.CSTNode],
+                          wanted: set[str]) -> dict[str, cst.ClassDef]:
+    """name -> the class of this file that a binding of the name constructs (`model = GCN()`,
+    `net = Net(...).to(device)`), in the scope or at the module's top level."""
+    out: dict[str, cst.ClassDef] = {}
+    nodes = list(order)
+    if scope is not ctx.module:
+        nodes += list(small_statements(list(ctx.module.body)))
+    for node in nodes:
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and
+                isinstance(node.targets[0].target, cst.Name) and node.targets[0].target.value in wanted):
+            continue
+        value = node.value
+        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            value = value.func.value  # `Net().to(device)`
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and \
+                value.func.value in ctx.local_classes and value.func.value not in ctx.imports:
+            out.setdefault(node.targets[0].target.value, ctx.local_classes[value.func.value])
+    return out
+
+
+_FORWARD_GUARD: set[int] = set()
+
+
+def _forward_input_not_tensor(ctx: FileContext, cls: cst.ClassDef) -> bool:
+    """Whether the class's `forward` uses its first input as something other than a tensor
+    (`data.x`, `batch["ids"]`, a non-tensor annotation)."""
+    forward = ctx.class_facts(cls).methods.get("forward")
+    if forward is None or id(forward) in _FORWARD_GUARD:
+        return False
+    params = [*forward.params.posonly_params, *forward.params.params]
+    if len(params) < 2:
+        return False
+    _FORWARD_GUARD.add(id(forward))
+    try:
+        return params[1].name.value in scope_kinds(ctx, forward).not_tensors
+    finally:
+        _FORWARD_GUARD.discard(id(forward))
 
 
 def _in_place_tensor_method(ctx: FileContext, attr: str) -> bool:

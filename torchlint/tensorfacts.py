@@ -158,6 +158,17 @@ def _target_names(target: cst.BaseExpression) -> list[cst.Name] | None:
     return None
 
 
+def _names_bound(target: cst.BaseExpression) -> list[str]:
+    """Every plain name an assignment target binds (`a`, `a, (b, *c)`)."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for e in target.elements for n in _names_bound(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _names_bound(target.value)
+    return []
+
+
 def loader_batch_names(ctx: FileContext, node: cst.For, loader_names: frozenset[str] = frozenset()) -> list[str]:
     """Names unpacked from a data-loader batch: `for xb, yb in loader`, `for i, (xb, yb) in
     enumerate(loader)`. A single batch name is not returned: it may be a dict or a Hugging Face
@@ -198,6 +209,12 @@ def unpacked_batch(ctx: FileContext, node: cst.For, loader_names: frozenset[str]
                 unpacked = _target_names(small.targets[0].target)
                 if unpacked is not None and len(unpacked) >= 2:
                     return [n.value for n in unpacked if n.value != "_"], small
+            if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and target.value in {
+                    n for t in ([x.target for x in small.targets] if isinstance(small, cst.Assign)
+                                else [small.target]) for n in _names_bound(t)}:
+                # `batch = tuple(t.to(device) for t in batch)`: what is unpacked next is no
+                # longer the loader's batch
+                return [], None
     return [], None
 
 

@@ -864,13 +864,19 @@ def _is_cpu(ctx, device: cst.BaseExpression | None) -> bool:
 
 
 def _looks_like_model(ctx, name: str, scope: cst.CSTNode) -> bool:
-    """A Module by evidence (construction, annotation), or by name (`model`, `net`,
-    `self.model`) when nothing says it holds a tensor."""
+    """A Module by evidence (construction, annotation), or by name (`model`, `net`, `netD`,
+    `resnet`, `generator`, `self.model`) when nothing says it holds a tensor."""
     last = name.split(".")[-1]
     held = scope_kinds(ctx, scope).of(last)
     if held.kind in ("tensor", "batch"):
         return False
-    return held.kind == "module" or "model" in last.lower() or last.lower() in ("net", "network")
+    lower = last.lower().strip("_")
+    return held.kind == "module" or "model" in lower or lower.startswith("net") or lower.endswith("net") or \
+        lower in _MODEL_NAMES
+
+
+# Names that read as a network (`netD`, `resnet`, `generator`): with a device move, a Module.
+_MODEL_NAMES = frozenset({"generator", "discriminator", "encoder", "decoder", "classifier", "backbone", "critic"})
 
 
 class InputNotMoved(Rule):
@@ -1079,10 +1085,11 @@ class InputNotMoved(Rule):
                     continue
                 batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
                 indexed: set[str] = set()
-                if not batch and isinstance(node.target, cst.Name) and \
-                        is_loader_iterable(ctx, node.iter, facts.loader_names):
+                single = _single_batch_target(node)
+                if not batch and single is not None and is_loader_iterable(ctx, node.iter, facts.loader_names):
                     # `for batch in self.train_loader: self.model(batch[0])`: a sequence of tensors
-                    batch, indexed = [node.target.value], {node.target.value}
+                    # (also `for i, data in enumerate(loader, 0): real = data[0]`)
+                    batch, indexed = [single], {single}
                 if not batch:
                     continue
                 region = descendants(node.body, skip_scopes=True)
@@ -1264,6 +1271,15 @@ class InputNotMoved(Rule):
             message = (f"{model} was moved to a device but is called on {batch_name} from the data loader, which "
                        f"is never moved; move it first: {batch_name} = {batch_name}.to(device)")
         self.report(call, message, context=class_name_context(self.ctx, self.ctx.enclosing_class()))
+
+
+def _single_batch_target(node: cst.For) -> str | None:
+    """`batch` of `for batch in ...` and of `for i, batch in enumerate(...)`."""
+    target = node.target
+    if isinstance(node.iter, cst.Call) and dotted_name(node.iter.func) == "enumerate" and \
+            isinstance(target, cst.Tuple) and len(target.elements) == 2:
+        target = target.elements[1].value
+    return target.value if isinstance(target, cst.Name) else None
 
 
 def _int_indexed(expr: cst.BaseExpression, name: str) -> bool:
