@@ -110,7 +110,10 @@ class DiscardedTensorMove(Rule):
             call,
             f"{shown} returns a new tensor and the result is discarded (tensors are not moved "
             f"in place); assign it: {name} = {shown}",
-            fix=PendingFix("safe", (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
+            # `x = x.to(...)` is right for tensors; a loader batch item is only presumed to be one
+            # (a custom batch object whose .to() moves in place and returns None would be lost)
+            fix=PendingFix("unsafe" if name in facts.batch_names else "safe",
+                           (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
             context=class_name_context(self.ctx, self.ctx.enclosing_class()),
         )
 
