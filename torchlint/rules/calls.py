@@ -252,9 +252,13 @@ class DirectForwardCall(Rule):
             elif entry[0] == "loop":
                 kinds.append(self._loop_element_kind(entry[1], entry[2], scopes, depth))
             elif entry[0] == "param":
+                # a declared type that is not known to be a Module class (`pipe: "DecisionPipeline"`)
+                # says the author knows what it is: not flagged, as before
                 annotation = entry[1].annotation
-                answer = None if annotation is None else _annotation_is_module(self, annotation.annotation)
-                kinds.append(None if answer is None else _MODULE if answer else _OTHER)
+                if annotation is None:
+                    kinds.append(None)
+                else:
+                    kinds.append(_MODULE if _annotation_is_module(self, annotation.annotation) else _OTHER)
             else:
                 kinds.append(None)
         return _combine(kinds)
