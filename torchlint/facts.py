@@ -274,6 +274,30 @@ def backward_target(call: cst.Call) -> tuple[bool, str | None]:
     return True, None
 
 
+# Tensor methods whose result still carries the autograd graph of their receiver.
+GRAPH_KEEPING_METHODS = frozenset({
+    "sum", "mean", "clone", "squeeze", "unsqueeze", "view", "reshape", "flatten", "contiguous", "abs", "sqrt",
+    "exp", "log", "double", "half", "to", "cuda", "mul", "div", "add", "sub",
+})
+_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.Power)
+
+
+def graph_operands(expr: cst.BaseExpression) -> list[cst.Name]:
+    """The names whose tensor (and autograd graph) an expression's value still carries:
+    `loss` in `loss`, `loss / len(loader)`, `loss * x.size(0)`, `loss.sum()`, `(loss + aux).mean()`.
+    Detached forms (`loss.item()`, `loss.detach()`, `float(loss)`, `loss.data`) carry none."""
+    if isinstance(expr, cst.Name):
+        return [] if expr.value in ("True", "False", "None") else [expr]
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, _ARITHMETIC):
+        return graph_operands(expr.left) + graph_operands(expr.right)
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        return graph_operands(expr.expression)
+    if (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value in GRAPH_KEEPING_METHODS):
+        return graph_operands(expr.func.value)
+    return []
+
+
 def clears_grad_call(call: cst.Call) -> bool:
     """`opt.zero_grad()`, `model.zero_grad(set_to_none=True)`, `p.grad.zero_()`, `p.grad.data.zero_()`."""
     func = call.func
@@ -489,10 +513,10 @@ class _Collector:
             elif isinstance(target, cst.Subscript):
                 self._walk(target)
         if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
-            value = node.value
             key = dotted_name(node.target)
-            if isinstance(value, cst.Name) and key:
-                self._add("accumulate", node, key=key, value=value.value)
+            if key:
+                for name in graph_operands(node.value):
+                    self._add("accumulate", node, key=key, value=name.value)
         elif isinstance(node, cst.Assign) and len(node.targets) == 1:
             key = dotted_name(node.targets[0].target)
             value = node.value
@@ -500,8 +524,10 @@ class _Collector:
                 # `total = total + loss` (or `loss + total`): the spelled-out `+=`
                 sides = (value.left, value.right)
                 for own, added in (sides, sides[::-1]):
-                    if dotted_name(own) == key and isinstance(added, cst.Name) and added.value != key:
-                        self._add("accumulate", node, key=key, value=added.value)
+                    if dotted_name(own) == key:
+                        for name in graph_operands(added):
+                            if name.value != key:
+                                self._add("accumulate", node, key=key, value=name.value)
                         break
             if key is not None:
                 kind = "bind_module" if is_module_constructor(self.ctx, node.value) else "bind"
@@ -526,10 +552,10 @@ class _Collector:
             return
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "append" and len(call.args) == 1:
-            value = call.args[0].value
             key = dotted_name(func.value)
-            if isinstance(value, cst.Name) and key:
-                self._add("accumulate", call, key=key, value=value.value)
+            if key:
+                for name in graph_operands(call.args[0].value):
+                    self._add("accumulate", call, key=key, value=name.value)
             return
         local = self._local_function(func)
         if local is not None:

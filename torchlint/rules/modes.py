@@ -6,7 +6,7 @@ import libcst as cst
 
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.facts import (
-    Event, ScopeFacts, has_training_code, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
+    Event, ScopeFacts, graph_operands, has_training_code, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
     mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
@@ -298,6 +298,8 @@ class FunctionalDropoutIgnoresMode(Rule):
         method = self.ctx.enclosing_method()
         if method is None or not self.ctx.is_module_class(method[0]):
             return
+        if _runs_only_in_training(self.ctx.stack, node) or _p_zero_in_eval(node):
+            return
         cls, func = method
         name = (dotted_name(node.func) or "F.dropout")
         fix = None
@@ -308,6 +310,86 @@ class FunctionalDropoutIgnoresMode(Rule):
         self.report(node, f"{name}() defaults to training=True, so dropout stays on after .eval(): pass "
                     "training=self.training (or use an nn.Dropout layer)", fix=fix,
                     context={"class": cls.name.value})
+
+
+def _is_training_flag(expr: cst.BaseExpression) -> bool:
+    return (isinstance(expr, cst.Attribute) and expr.attr.value == "training"
+            and isinstance(expr.value, cst.Name) and expr.value.value == "self")
+
+
+def _training_when(test: cst.BaseExpression, outcome: bool) -> bool:
+    """Whether `test` evaluating to `outcome` proves `self.training` is true."""
+    if _is_training_flag(test):
+        return outcome
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _training_when(test.expression, not outcome)
+    if isinstance(test, cst.BooleanOperation):
+        # `a and b` true: both true; `a or b` false: both false
+        if isinstance(test.operator, cst.And) and outcome:
+            return _training_when(test.left, True) or _training_when(test.right, True)
+        if isinstance(test.operator, cst.Or) and not outcome:
+            return _training_when(test.left, False) or _training_when(test.right, False)
+        return False
+    if (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and _is_training_flag(test.left)
+            and isinstance(test.comparisons[0].comparator, cst.Name)
+            and test.comparisons[0].comparator.value in ("True", "False")):
+        op = test.comparisons[0].operator
+        wanted = test.comparisons[0].comparator.value == "True"
+        if isinstance(op, (cst.Is, cst.Equal)):
+            return wanted if outcome else not wanted
+        if isinstance(op, (cst.IsNot, cst.NotEqual)):
+            return (not wanted) if outcome else wanted
+    return False
+
+
+def _exits(block: cst.BaseSuite) -> bool:
+    """A block whose last statement leaves the function (`return` / `raise`)."""
+    body = block.body
+    last = body[-1] if isinstance(body, (list, tuple)) and body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        return bool(last.body) and isinstance(last.body[-1], (cst.Return, cst.Raise))
+    return isinstance(last, (cst.Return, cst.Raise))
+
+
+def _runs_only_in_training(stack: list[cst.CSTNode], node: cst.CSTNode) -> bool:
+    """Whether `node` runs only when `self.training` is true: inside `if self.training [and ...]:`,
+    the true branch of `... if self.training else ...`, the `else` of `if not self.training:`, or
+    after an early `if not self.training: return ...` in the same function."""
+    path = [*stack, node]
+    for at in range(len(path) - 2, -1, -1):
+        parent, child = path[at], path[at + 1]
+        if isinstance(parent, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            break
+        if isinstance(parent, (cst.If, cst.IfExp)):
+            if child is parent.body and _training_when(parent.test, True):
+                return True
+            if child is parent.orelse and _training_when(parent.test, False):
+                return True
+        elif (isinstance(parent, cst.BooleanOperation) and isinstance(parent.operator, cst.And)
+              and child is parent.right and _training_when(parent.left, True)):
+            return True
+        elif isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            for stmt in parent.body:
+                if stmt is child:
+                    break
+                if (isinstance(stmt, cst.If) and stmt.orelse is None and _training_when(stmt.test, False)
+                        and _exits(stmt.body)):
+                    return True
+    return False
+
+
+def _p_zero_in_eval(call: cst.Call) -> bool:
+    """`F.dropout(x, p=self.p if self.training else 0.0)`: no dropout in eval mode."""
+    arg = keyword_arg(call, "p")
+    if arg is None:
+        pos = positional_args(call)
+        arg = pos[1] if len(pos) > 1 else None
+    value = arg.value if arg is not None else None
+    if not isinstance(value, cst.IfExp):
+        return False
+    zero = (value.orelse if _training_when(value.test, True)
+            else value.body if _training_when(value.test, False) else None)
+    return isinstance(zero, (cst.Integer, cst.Float)) and float(zero.value) == 0.0
 
 
 class MissingZeroGrad(_ScopeRule):
@@ -525,17 +607,40 @@ class LossAccumulatedWithGraph(_ScopeRule):
         graph_names = {n.value for e in facts.events if e.kind == "backward" and e.via is None
                        for n in descendants(e.node) if isinstance(n, cst.Name)}
         for loop in facts.training_loops():
-            losses = {e.key for e in facts.in_loop(loop, ("backward",)) if e.key and e.via is None}
+            losses = set()
+            for event in facts.in_loop(loop, ("backward",)):
+                if event.via is not None:
+                    continue
+                if event.key:
+                    losses.add(event.key)
+                elif isinstance(event.node, cst.Call) and isinstance(event.node.func, cst.Attribute):
+                    # `(loss / accum).backward()`, `loss.mean().backward()`
+                    losses.update(n.value for n in graph_operands(event.node.func.value))
             if not losses:
                 continue
             detached = self._rebound_detached(loop, losses)
             for event in facts.in_loop(loop, ("accumulate",)):
                 if (event.via is not None or event.value not in losses or event.value in detached
                         or id(event.node) in reported or event.key is None
-                        or event.key.split(".")[0] in graph_names or event.key in graph_names):
+                        or event.key.split(".")[0] in graph_names or event.key in graph_names
+                        or self._reset_in(facts, loop, event)):
                     continue
                 reported.add(id(event.node))
                 self._report(scope, event)
+
+    @staticmethod
+    def _reset_in(facts: ScopeFacts, loop: cst.CSTNode, event: Event) -> bool:
+        """The total (or list) is bound afresh inside the loop (`total = 0`, `losses = []`): it does not
+        outlive the iteration, and neither do the graphs it holds."""
+        key = event.key
+        for bind in facts.in_loop(loop, ("bind", "bind_module")):
+            if bind.key != key or bind.node is event.node or bind.order > event.order:
+                continue
+            value = getattr(bind.node, "value", None)
+            if value is not None and not any(isinstance(n, cst.Name) and n.value == key.split(".")[0]
+                                             for n in [value, *descendants(value)]):
+                return True
+        return False
 
     def _rebound_detached(self, loop: cst.CSTNode, losses: set[str]) -> set[str]:
         """Loss names the loop rebinds to a Python number or detached tensor (`loss = loss.item()`)."""
@@ -555,22 +660,36 @@ class LossAccumulatedWithGraph(_ScopeRule):
         loss = event.value
         total = event.key
         if isinstance(node, (cst.AugAssign, cst.Assign)):
-            # keep behaviour: a total later used as a tensor must stay a tensor
-            as_tensor = any(isinstance(n, cst.Attribute) and dotted_name(n.value) == total
-                            for n in descendants(scope, skip_scopes=True))
+            # keep behaviour: a total later used as a tensor (or handed back to a caller) stays a tensor
+            as_tensor = any(
+                (isinstance(n, cst.Attribute) and dotted_name(n.value) == total)
+                or (isinstance(n, cst.Return) and n.value is not None and any(
+                    dotted_name(m) == total for m in [n.value, *descendants(n.value)]))
+                for n in descendants(scope, skip_scopes=True))
             method = "detach" if as_tensor else "item"
             if isinstance(node, cst.AugAssign):
-                operand, shown = node.value, f"{total} += {loss}"
+                operand = node.value
+                shown = f"{total} += {self.ctx.code_for(operand).strip()}"
             else:  # total = total + loss
                 assert isinstance(node.value, cst.BinaryOperation)
-                right = node.value.right
-                operand = right if isinstance(right, cst.Name) and right.value == loss else node.value.left
+                left, right = node.value.left, node.value.right
+                operand = left if dotted_name(right) == total else right
                 shown = f"{total} = {self.ctx.code_for(node.value).strip()}"
-            fix = PendingFix("safe", (Replace(operand, f"{loss}.{method}()"),), f"add {loss}.{method}()")
+            fixed = self._detached(operand, method)
+            fix = PendingFix("safe", (Replace(operand, fixed),), f"add {fixed}")
             self.report(node, f"{shown} keeps every iteration's autograd graph alive (memory grows each "
-                        f"step): add {loss}.{method}()", fix=fix)
+                        f"step): add {fixed}", fix=fix)
         else:
             assert isinstance(node, cst.Call)
-            fix = PendingFix("safe", (Replace(node.args[0].value, f"{loss}.detach()"),), f"append {loss}.detach()")
-            self.report(node, f"{total}.append({loss}) keeps every iteration's autograd graph alive (memory grows "
-                        f"each step): append {loss}.detach() (or {loss}.item())", fix=fix)
+            operand = node.args[0].value
+            fixed = self._detached(operand, "detach")
+            shown = self.ctx.code_for(operand).strip()
+            fix = PendingFix("safe", (Replace(operand, fixed),), f"append {fixed}")
+            self.report(node, f"{total}.append({shown}) keeps every iteration's autograd graph alive (memory grows "
+                        f"each step): append {fixed} (or {self._detached(operand, 'item')})", fix=fix)
+
+    def _detached(self, operand: cst.BaseExpression, method: str) -> str:
+        text = self.ctx.code_for(operand).strip()
+        if not isinstance(operand, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            text = f"({text})"
+        return f"{text}.{method}()"
