@@ -6,7 +6,8 @@ import libcst as cst
 
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.facts import (
-    Event, ScopeFacts, graph_operands, has_training_code, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
+    UNKNOWN_MODE, Event, ModeReason, ScopeFacts, call_sites, graph_operands, has_training_code,
+    maybe_imported_elsewhere, mode_reason, top_level_functions, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
     mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
@@ -58,14 +59,19 @@ class EvalWithoutEvalMode(_ScopeRule):
     valid = [
         _PRELUDE + "model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\nmodel.eval()\n"
         "with torch.no_grad():\n    y = model(torch.ones(1, 2))\n",
-        _PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n",
+        _PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n\n"
+        "def main(model, loader):\n    model.eval()\n    return evaluate(model, loader)\n",
         _PRELUDE + "class Net(nn.Module):\n    @torch.no_grad()\n    def generate(self, x):\n        return self(x)\n",
+        _PRELUDE + "model = nn.Sequential(nn.Conv2d(3, 3, 3), nn.InstanceNorm2d(3))\n"
+        "with torch.no_grad():\n    y = model(torch.ones(1, 3, 8, 8))\n",
     ]
     invalid = [
         Case(_PRELUDE + "model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\n"
              "with torch.no_grad():\n    y = model(torch.ones(1, 2))\n", line=6, col=1),
         Case(_PRELUDE + "@torch.no_grad()\ndef predict(x):\n    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\n"
              "    return net(x)\n", line=6),
+        Case(_PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n",
+             line=6, col=5),
     ]
 
     def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
@@ -89,8 +95,9 @@ class EvalWithoutEvalMode(_ScopeRule):
                 continue
             reported.add(id(guard))
             what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
-            self.report(guard, f"{event.key} is called in a {what} but is still in training mode (Dropout stays "
-                        f"random, BatchNorm updates its statistics): call {event.key}.eval() first")
+            why = _why(event.key, self._reason(facts, event.key, event.order))
+            self.report(guard, f"{event.key} is called in a {what} but is still in training mode ({why}): "
+                        f"call {event.key}.eval() first")
         # form 1 across a call: a Module known here to be in training mode is passed to a
         # same-file function that runs it under no_grad without switching it to eval mode
         for event in facts.events:
@@ -105,9 +112,12 @@ class EvalWithoutEvalMode(_ScopeRule):
                 reported.add(id(guard))
                 what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
                 caller = f"{scope.name.value}()" if isinstance(scope, cst.FunctionDef) else "the script"
+                why = _why(key, self._reason(facts, key, event.order))
                 self.report(guard, f"{param} is called in a {what} but nothing switches it to eval mode: {caller} "
-                            f"passes {key} in still in training mode (Dropout stays random, BatchNorm updates its "
-                            f"statistics): call {param}.eval() first")
+                            f"passes {key} in still in training mode ({why}): call {param}.eval() first")
+        # form 3: an evaluation helper that takes the model as a parameter
+        if isinstance(scope, cst.FunctionDef):
+            self._check_helper(scope, facts, reported)
         # form 2: after a training loop, a loop over another loader calls the model, no .eval() between
         for loop in training_loops:
             end = facts.loop_end[id(loop)]
@@ -128,9 +138,119 @@ class EvalWithoutEvalMode(_ScopeRule):
                     if _last_mode(facts, key, call.order, after=end) is not None:
                         continue
                     reported.add(id(call.node))
+                    why = _why(key, self._reason(facts, key, call.order))
                     self.report(call.node, f"{key} was trained above and is now run over another loader while "
-                                f"still in training mode: call {key}.eval() before this loop (and "
+                                f"still in training mode ({why}): call {key}.eval() before this loop (and "
                                 f"{key}.train() before training again)")
+
+    # ---- form 3: evaluation helpers ------------------------------------------------------
+    def _check_helper(self, func: cst.FunctionDef, facts: ScopeFacts, reported: set[int]) -> None:
+        """A function that runs a model parameter under no_grad with no train/eval switch before:
+        flagged when no caller in the project exists, or every caller passes the model without
+        switching it to eval mode first. Silent when any caller's mode cannot be seen."""
+        ctx = self.ctx
+        cls = owner_class(ctx, func)
+        if cls is None and not _is_top_level(ctx, func):
+            return  # a nested function: its callers are its enclosing function's business
+        for param in self._model_params(func, cls is not None):
+            guard = _unswitched_no_grad_use(facts, param)
+            if guard is None or id(guard) in reported:
+                continue
+            verdict = self._callers_verdict(func, cls, param, depth=0)
+            if verdict is None:
+                continue
+            reason, where = verdict
+            reported.add(id(guard))
+            what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
+            why = _why(param, reason)
+            name = func.name.value
+            if where is None:
+                tail = f"no caller in the project switches it first"
+            else:
+                tail = f"{where} passes it in without switching it first"
+            self.report(guard, f"{name}() runs {param} in a {what} without putting it in eval mode, and {tail} "
+                        f"({why}): call {param}.eval() at the start of {name}() (and {param}.train() before "
+                        f"training resumes)")
+
+    def _model_params(self, func: cst.FunctionDef, is_method: bool) -> list[str]:
+        params = func.params
+        out = []
+        for index, p in enumerate((*params.posonly_params, *params.params, *params.kwonly_params)):
+            if is_method and index == 0:
+                continue
+            name = p.name.value
+            annotation = p.annotation.annotation if p.annotation is not None else None
+            if annotation is not None and self.ctx.expr_is_module_class(annotation) is True:
+                out.append(name)
+            elif annotation is None and _model_like(name):
+                out.append(name)
+        return out
+
+    def _callers_verdict(self, func: cst.FunctionDef, cls: cst.ClassDef | None, key: str,
+                         depth: int) -> tuple[ModeReason | None, str | None] | None:
+        """Whether every caller of `func` passes the Module behind `key` (a parameter, or `self.x`)
+        without eval mode: (what the Module holds, the first such caller or None when there is no
+        caller at all). None when any caller is fine or cannot be judged."""
+        ctx = self.ctx
+        sites = call_sites(ctx, func, cls)
+        if sites is None:
+            return None  # used other than by direct calls (a callback, functools.partial, ...)
+        if not sites:
+            if depth > 0 or maybe_imported_elsewhere(ctx, (cls or func).name.value):
+                return None
+            return UNKNOWN_MODE, None
+        first: str | None = None
+        reason: ModeReason | None = UNKNOWN_MODE
+        for scope, event in sites:
+            arg = _argument_for(func, cls is not None, event.node, key)
+            if arg is None:
+                return None
+            facts = scope_facts(ctx, scope)
+            found = self._reason(facts, arg, event.order)
+            if any(e.kind == "bind_module" and e.key == arg and e.order < event.order for e in facts.events):
+                if found is None:
+                    return None  # a Module that computes the same in both modes
+            mode = _last_mode(facts, arg, event.order)
+            if mode is not None and mode != "train":
+                return None  # switched to eval (or to a mode decided at runtime) before the call
+            caller = scope.name.value + "()" if isinstance(scope, cst.FunctionDef) else "the script"
+            if mode is None and isinstance(scope, cst.FunctionDef):
+                caller_cls = owner_class(ctx, scope)
+                if caller_cls is not None and (ctx.class_facts(caller_cls).is_module is not False
+                                               or _has_framework_base(caller_cls, ctx)):
+                    return None  # a Module's or a framework hook's method: the framework sets the mode
+                if caller_cls is None and not _is_top_level(ctx, scope):
+                    return None
+                head = arg.split(".")[0]
+                passed_through = head in _param_names(scope) and not any(
+                    e.kind in ("bind", "bind_module") and e.key == arg and e.order < event.order for e in facts.events)
+                trains_first = any(facts.loop_start[id(loop)] < event.order
+                                   for loop in facts.training_loops())
+                if not trains_first and (passed_through or (head == "self" and caller_cls is not None)):
+                    if depth >= 3:
+                        return None
+                    upper = self._callers_verdict(scope, caller_cls, arg, depth + 1)
+                    if upper is None:
+                        return None
+            if first is None:
+                first = caller
+            if found is not None and found.known and not (reason is not None and reason.known):
+                reason = found
+        return reason, first
+
+    def _reason(self, facts: ScopeFacts, key: str, before: int) -> ModeReason | None:
+        """What the Module bound to `key` last (before a point) holds that depends on the mode:
+        `UNKNOWN_MODE` when the scope does not build it."""
+        reason: ModeReason | None = UNKNOWN_MODE
+        for event in facts.events:
+            if event.order >= before:
+                break
+            if event.key == key and event.kind == "bind_module":
+                value = getattr(event.node, "value", None)
+                reason = mode_reason(self.ctx, value) if isinstance(value, cst.Call) else UNKNOWN_MODE
+            elif event.key == key and event.kind == "bind":
+                reason = UNKNOWN_MODE
+        return reason
 
     def _no_grad_uses(self, call: cst.Call) -> list[tuple[str, str, cst.CSTNode]]:
         """(argument, parameter, no_grad guard) for each argument of a call to a same-file
@@ -159,15 +279,9 @@ class EvalWithoutEvalMode(_ScopeRule):
         inner = scope_facts(ctx, callee)
         out = []
         for param, key in passed.items():
-            for event in inner.events:
-                if event.key is not None and event.key != param and not keys_match(event.key, param):
-                    continue
-                if event.kind in ("bind", "bind_module") or event.kind in _MODE_KINDS:
-                    break  # rebound, or switched (to either mode; an unknown receiver may be it) before any use
-                if (event.kind == "module_call" and event.key == param and event.no_grad is not None
-                        and event.via is None):
-                    out.append((key, param, event.no_grad))
-                    break
+            guard = _unswitched_no_grad_use(inner, param)
+            if guard is not None:
+                out.append((key, param, guard))
         return out
 
     def _trained_models(self, facts: ScopeFacts, loops: list[cst.CSTNode]) -> dict[int, set[str]]:
@@ -217,6 +331,81 @@ class EvalWithoutEvalMode(_ScopeRule):
         """A Module built here may behave differently in eval mode (Dropout, BatchNorm, unknown layers)."""
         value = getattr(assign, "value", None)
         return isinstance(value, cst.Call) and mode_dependent(self.ctx, value)
+
+
+def _why(key: str, reason: ModeReason | None) -> str:
+    """What goes wrong in training mode, naming the layer when it is known."""
+    if reason is None or not reason.known:
+        return "Dropout stays random, BatchNorm updates its statistics"
+    what = reason.what
+    if what.endswith("branching on self.training"):
+        return f"{key}{reason.where} takes the training branch of {what.split(' ', 1)[0]}"
+    if "Norm" in what:
+        return f"{reason.describe(key)} normalises with batch statistics and updates its running averages"
+    return f"{reason.describe(key)} stays active"
+
+
+def _unswitched_no_grad_use(facts: ScopeFacts, param: str) -> cst.CSTNode | None:
+    """The no_grad guard of the first call of `param` in a scope, when nothing before it switches
+    the mode (of it, or of anything unknown) or rebinds it."""
+    for event in facts.events:
+        if event.key is not None and event.key != param and not keys_match(event.key, param):
+            continue
+        if event.kind in ("bind", "bind_module") or event.kind in _MODE_KINDS:
+            return None
+        if event.kind == "module_call" and event.key == param and event.no_grad is not None and event.via is None:
+            return event.no_grad
+    return None
+
+
+def _is_top_level(ctx: FileContext, func: cst.FunctionDef) -> bool:
+    return id(func) in top_level_functions(ctx)
+
+
+def _param_names(func: cst.FunctionDef) -> list[str]:
+    params = func.params
+    return [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+
+
+def _argument_for(func: cst.FunctionDef, is_method: bool, call: cst.CSTNode, key: str) -> str | None:
+    """The caller's dotted name for `key` (a parameter of `func`, or `self.x`) at a call."""
+    if not isinstance(call, cst.Call) or any(a.star for a in call.args):
+        return None
+    head, _, rest = key.partition(".")
+    if head == "self":
+        return key if isinstance(call.func, cst.Attribute) and dotted_name(call.func.value) == "self" else None
+    params = func.params
+    positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if is_method:
+        positional = positional[1:]
+    value: cst.BaseExpression | None = None
+    arg = keyword_arg(call, head)
+    if arg is not None:
+        value = arg.value
+    elif head in positional:
+        pos = positional_args(call)
+        index = positional.index(head)
+        value = pos[index].value if index < len(pos) else None
+    name = dotted_name(value) if value is not None else None
+    if name is None:
+        return None
+    return f"{name}.{rest}" if rest else name
+
+
+def _has_framework_base(cls: cst.ClassDef, ctx: FileContext | None = None, depth: int = 0) -> bool:
+    """A class with a base other than `object` or plain classes of this file (a framework's hook
+    class, whose methods the framework calls in the mode it chooses)."""
+    for arg in cls.bases:
+        base = arg.value
+        if isinstance(base, cst.Name) and base.value == "object":
+            continue
+        if (ctx is not None and isinstance(base, cst.Name) and base.value in ctx.local_classes
+                and base.value not in ctx.imports and depth < 5):
+            if _has_framework_base(ctx.local_classes[base.value], ctx, depth + 1):
+                return True
+            continue
+        return True
+    return False
 
 
 class TrainModeNotRestored(_ScopeRule):
