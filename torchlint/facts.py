@@ -50,14 +50,14 @@ def uses_torch(ctx: FileContext) -> bool:
 
 
 def has_training_code(ctx: FileContext) -> bool:
-    """Cheap text pre-check: without `backward`, `no_grad` or `inference_mode` in the file, there
-    is no training loop and no evaluation block, and the scope walk can be skipped."""
+    """Cheap text pre-check: without `backward`, `no_grad`, `inference_mode` or `set_grad_enabled`
+    in the file, there is no training loop and no evaluation block, and the scope walk can be skipped."""
     cache = _cache(ctx)
     found = cache.get("training_code")
     if found is None:
         source = ctx.source
-        found = cache["training_code"] = ("backward" in source or "no_grad" in source
-                                          or "inference_mode" in source) and uses_torch(ctx)
+        found = cache["training_code"] = ("backward" in source or "no_grad" in source or "inference_mode" in source
+                                          or "set_grad_enabled" in source) and uses_torch(ctx)
     return bool(found)
 
 
