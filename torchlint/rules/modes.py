@@ -156,10 +156,9 @@ class EvalWithoutEvalMode(_ScopeRule):
             guard = _unswitched_no_grad_use(facts, param)
             if guard is None or id(guard) in reported:
                 continue
-            verdict = self._callers_verdict(func, cls, param, depth=0)
-            if verdict is None:
+            verdict, reason, where = self._callers_verdict(func, cls, param, depth=0)
+            if verdict != "lacking":
                 continue
-            reason, where = verdict
             reported.add(id(guard))
             what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
             why = _why(param, reason)
@@ -187,56 +186,62 @@ class EvalWithoutEvalMode(_ScopeRule):
         return out
 
     def _callers_verdict(self, func: cst.FunctionDef, cls: cst.ClassDef | None, key: str,
-                         depth: int) -> tuple[ModeReason | None, str | None] | None:
-        """Whether every caller of `func` passes the Module behind `key` (a parameter, or `self.x`)
-        without eval mode: (what the Module holds, the first such caller or None when there is no
-        caller at all). None when any caller is fine or cannot be judged."""
+                         depth: int) -> tuple[str, ModeReason | None, str | None]:
+        """How the callers of `func` pass the Module behind `key` (a parameter, or `self.x`):
+        ("lacking", what the Module holds, the first caller that passes it without eval mode, or
+        None when nothing in the project calls `func`); ("fine", ...) when every caller switches it
+        to eval mode first (or passes a Module that does not depend on the mode); ("unknown", ...)
+        when any caller cannot be judged."""
         ctx = self.ctx
         sites = call_sites(ctx, func, cls)
         if sites is None:
-            return None  # used other than by direct calls (a callback, functools.partial, ...)
+            return "unknown", None, None  # used other than by direct calls (a callback, functools.partial, ...)
         if not sites:
-            if depth > 0 or maybe_imported_elsewhere(ctx, (cls or func).name.value):
-                return None
-            return UNKNOWN_MODE, None
+            if maybe_imported_elsewhere(ctx, (cls or func).name.value):
+                return "unknown", None, None
+            return "lacking", UNKNOWN_MODE, None
         first: str | None = None
         reason: ModeReason | None = UNKNOWN_MODE
         for scope, event in sites:
             arg = _argument_for(func, cls is not None, event.node, key)
             if arg is None:
-                return None
+                return "unknown", None, None
             facts = scope_facts(ctx, scope)
             found = self._reason(facts, arg, event.order)
-            if any(e.kind == "bind_module" and e.key == arg and e.order < event.order for e in facts.events):
-                if found is None:
-                    return None  # a Module that computes the same in both modes
+            if found is None:
+                continue  # a Module built here that computes the same in both modes
             mode = _last_mode(facts, arg, event.order)
             if mode is not None and mode != "train":
-                return None  # switched to eval (or to a mode decided at runtime) before the call
+                continue  # switched to eval (or to a mode decided at runtime) before the call
             caller = scope.name.value + "()" if isinstance(scope, cst.FunctionDef) else "the script"
             if mode is None and isinstance(scope, cst.FunctionDef):
                 caller_cls = owner_class(ctx, scope)
                 if caller_cls is not None and (ctx.class_facts(caller_cls).is_module is not False
                                                or _has_framework_base(caller_cls, ctx)):
-                    return None  # a Module's or a framework hook's method: the framework sets the mode
+                    return "unknown", None, None  # a Module's or a framework hook's method: the framework sets the mode
                 if caller_cls is None and not _is_top_level(ctx, scope):
-                    return None
+                    return "unknown", None, None
                 head = arg.split(".")[0]
                 passed_through = head in _param_names(scope) and not any(
                     e.kind in ("bind", "bind_module") and e.key == arg and e.order < event.order for e in facts.events)
-                trains_first = any(facts.loop_start[id(loop)] < event.order
-                                   for loop in facts.training_loops())
+                trains_first = any(facts.loop_start[id(loop)] < event.order for loop in facts.training_loops())
                 if not trains_first and (passed_through or (head == "self" and caller_cls is not None)):
                     if depth >= 3:
-                        return None
-                    upper = self._callers_verdict(scope, caller_cls, arg, depth + 1)
-                    if upper is None:
-                        return None
+                        return "unknown", None, None
+                    upper, upper_reason, upper_first = self._callers_verdict(scope, caller_cls, arg, depth + 1)
+                    if upper == "unknown":
+                        return "unknown", None, None
+                    if upper == "fine":
+                        continue
+                    if upper_reason is not None and upper_reason.known:
+                        found = upper_reason
             if first is None:
                 first = caller
-            if found is not None and found.known and not (reason is not None and reason.known):
+            if found.known and not (reason is not None and reason.known):
                 reason = found
-        return reason, first
+        if first is None:
+            return "fine", None, None
+        return "lacking", reason, first
 
     def _reason(self, facts: ScopeFacts, key: str, before: int) -> ModeReason | None:
         """What the Module bound to `key` last (before a point) holds that depends on the mode:
