@@ -152,6 +152,8 @@ class EvalWithoutEvalMode(_ScopeRule):
         cls = owner_class(ctx, func)
         if cls is None and not _is_top_level(ctx, func):
             return  # a nested function: its callers are its enclosing function's business
+        if cls is not None and _has_framework_base(cls, ctx):
+            return  # a hook of a framework class (a Lightning Callback, ...): the framework calls it
         for param in self._model_params(func, cls is not None):
             guard = _unswitched_no_grad_use(facts, param)
             if guard is None or id(guard) in reported:
@@ -179,9 +181,8 @@ class EvalWithoutEvalMode(_ScopeRule):
                 continue
             name = p.name.value
             annotation = p.annotation.annotation if p.annotation is not None else None
-            if annotation is not None and self.ctx.expr_is_module_class(annotation) is True:
-                out.append(name)
-            elif annotation is None and _model_like(name):
+            known = self.ctx.expr_is_module_class(annotation) if annotation is not None else None
+            if known is True or (known is None and _model_like(name)):
                 out.append(name)
         return out
 
