@@ -152,7 +152,8 @@ class EvalWithoutEvalMode(_ScopeRule):
         cls = owner_class(ctx, func)
         if cls is None and not _is_top_level(ctx, func):
             return  # a nested function: its callers are its enclosing function's business
-        if cls is not None and _has_framework_base(cls, ctx):
+        if cls is not None and (_has_framework_base(cls, ctx) or any(
+                dotted_name(d.decorator) in ("staticmethod", "classmethod") for d in func.decorators)):
             return  # a hook of a framework class (a Lightning Callback, ...): the framework calls it
         for param in self._model_params(func, cls is not None):
             guard = _unswitched_no_grad_use(facts, param)
@@ -166,7 +167,7 @@ class EvalWithoutEvalMode(_ScopeRule):
             why = _why(param, reason)
             name = func.name.value
             if where is None:
-                tail = f"no caller in the project switches it first"
+                tail = "nothing in the project calls it (code that evaluates should set the mode itself)"
             else:
                 tail = f"{where} passes it in without switching it first"
             self.report(guard, f"{name}() runs {param} in a {what} without putting it in eval mode, and {tail} "
