@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import libcst as cst
 
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.facts import (
-    UNKNOWN_MODE, Event, ModeReason, ScopeFacts, call_sites, graph_operands, has_training_code,
-    maybe_imported_elsewhere, mode_reason, top_level_functions, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
-    mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
+    MODULE_SELF_METHODS, UNKNOWN_MODE, Event, ModeReason, ScopeFacts, call_sites, graph_operands,
+    has_training_code, is_module_constructor, keys_match, loop_iter_text, maybe_imported_elsewhere,
+    mode_dependent, mode_reason, module_loop_var, optimized_models, owner_class, scope_facts,
+    self_attr_values, top_level_functions, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
 from torchlint.walk import descendants, find_all
+
+if TYPE_CHECKING:
+    from torchlint.context import FileContext
 
 _PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
 _MODE_KINDS = ("eval", "train", "either")
@@ -199,7 +205,9 @@ class EvalWithoutEvalMode(_ScopeRule):
         if sites is None:
             return "unknown", None, None  # used other than by direct calls (a callback, functools.partial, ...)
         if not sites:
-            if maybe_imported_elsewhere(ctx, (cls or func).name.value):
+            # no caller at all: flagged only for a parameter named as a model (an annotation alone
+            # also fits training-time helpers that run a Module without gradients on purpose)
+            if not _model_like(key) or maybe_imported_elsewhere(ctx, (cls or func).name.value):
                 return "unknown", None, None
             return "lacking", UNKNOWN_MODE, None
         first: str | None = None
@@ -216,27 +224,34 @@ class EvalWithoutEvalMode(_ScopeRule):
             if mode is not None and mode != "train":
                 continue  # switched to eval (or to a mode decided at runtime) before the call
             caller = scope.name.value + "()" if isinstance(scope, cst.FunctionDef) else "the script"
-            if mode is None and isinstance(scope, cst.FunctionDef):
-                caller_cls = owner_class(ctx, scope)
-                if caller_cls is not None and (ctx.class_facts(caller_cls).is_module is not False
-                                               or _has_framework_base(caller_cls, ctx)):
-                    return "unknown", None, None  # a Module's or a framework hook's method: the framework sets the mode
-                if caller_cls is None and not _is_top_level(ctx, scope):
-                    return "unknown", None, None
+            if mode is None:
+                caller_cls = owner_class(ctx, scope) if isinstance(scope, cst.FunctionDef) else None
+                if isinstance(scope, cst.FunctionDef):
+                    if caller_cls is not None and (ctx.class_facts(caller_cls).is_module is not False
+                                                   or _has_framework_base(caller_cls, ctx)):
+                        return "unknown", None, None  # a Module's or a framework hook's method: the framework sets the mode
+                    if caller_cls is None and not _is_top_level(ctx, scope):
+                        return "unknown", None, None
                 head = arg.split(".")[0]
-                passed_through = head in _param_names(scope) and not any(
-                    e.kind in ("bind", "bind_module") and e.key == arg and e.order < event.order for e in facts.events)
+                binds = [e for e in facts.events
+                         if e.kind in ("bind", "bind_module") and e.key == arg and e.order < event.order]
                 trains_first = any(facts.loop_start[id(loop)] < event.order for loop in facts.training_loops())
-                if not trains_first and (passed_through or (head == "self" and caller_cls is not None)):
+                if trains_first or (binds and _fresh_model(ctx, binds[-1])):
+                    pass  # trained here, or built here (a new Module is in training mode)
+                elif isinstance(scope, cst.FunctionDef) and not binds and (
+                        head in _param_names(scope) or (head == "self" and caller_cls is not None)):
+                    # passed through: judged by this caller's own callers
                     if depth >= 3:
                         return "unknown", None, None
-                    upper, upper_reason, upper_first = self._callers_verdict(scope, caller_cls, arg, depth + 1)
+                    upper, upper_reason, _ = self._callers_verdict(scope, caller_cls, arg, depth + 1)
                     if upper == "unknown":
                         return "unknown", None, None
                     if upper == "fine":
                         continue
                     if upper_reason is not None and upper_reason.known:
                         found = upper_reason
+                else:
+                    return "unknown", None, None  # where the Module comes from (and its mode) is not visible
             if first is None:
                 first = caller
             if found.known and not (reason is not None and reason.known):
@@ -350,6 +365,27 @@ def _why(key: str, reason: ModeReason | None) -> str:
     if "Norm" in what:
         return f"{reason.describe(key)} normalises with batch statistics and updates its running averages"
     return f"{reason.describe(key)} stays active"
+
+
+_BUILDER_PREFIXES = ("build", "create", "make", "get", "load", "init", "new")
+
+
+def _fresh_model(ctx: FileContext, bind: Event) -> bool:
+    """A binding that makes a new Module (in training mode): a Module class, a model factory, or a
+    builder function of the project (`build_model(cfg)`, `get_net()`, `load_model(path)`)."""
+    if bind.kind == "bind_module":
+        return True
+    value = getattr(bind.node, "value", None)
+    while (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+           and value.func.attr.value in MODULE_SELF_METHODS and isinstance(value.func.value, cst.Call)):
+        value = value.func.value  # `Net().to(device)`
+    if not isinstance(value, cst.Call):
+        return False
+    name = (dotted_name(value.func) or "").rsplit(".", 1)[-1]
+    if name[:1].isupper() and not name.isupper() and ctx.expr_is_module_class(value.func) is not False:
+        return True  # an instance of a class of another file or package, passed on as the model
+    name = name.lower()
+    return name.startswith(_BUILDER_PREFIXES) and ("model" in name or name.endswith("net"))
 
 
 def _unswitched_no_grad_use(facts: ScopeFacts, param: str) -> cst.CSTNode | None:
@@ -853,7 +889,6 @@ class LossAccumulatedWithGraph(_ScopeRule):
 
     def _report(self, scope: cst.CSTNode, event: Event) -> None:
         node = event.node
-        loss = event.value
         total = event.key
         if isinstance(node, (cst.AugAssign, cst.Assign)):
             # keep behaviour: a total later used as a tensor (or handed back to a caller) stays a tensor
