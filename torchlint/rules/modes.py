@@ -624,6 +624,20 @@ def _p_zero_in_eval(call: cst.Call) -> bool:
     return isinstance(zero, (cst.Integer, cst.Float)) and float(zero.value) == 0.0
 
 
+def _backward_losses(facts: ScopeFacts, loop: cst.CSTNode) -> set[str]:
+    """Names of the tensors a loop calls `.backward()` on: `loss` in `loss.backward()`,
+    `(loss / accum).backward()`, `loss.mean().backward()`, `scaler.scale(loss).backward()`."""
+    losses = set()
+    for event in facts.in_loop(loop, ("backward",)):
+        if event.via is not None:
+            continue
+        if event.key:
+            losses.add(event.key)
+        elif isinstance(event.node, cst.Call) and isinstance(event.node.func, cst.Attribute):
+            losses.update(n.value for n in graph_operands(event.node.func.value))
+    return losses
+
+
 class MissingZeroGrad(_ScopeRule):
     """A training loop never clears gradients: they accumulate across batches."""
 
@@ -839,23 +853,18 @@ class LossAccumulatedWithGraph(_ScopeRule):
         graph_names = {n.value for e in facts.events if e.kind == "backward" and e.via is None
                        for n in descendants(e.node) if isinstance(n, cst.Name)}
         for loop in facts.training_loops():
-            losses = set()
-            for event in facts.in_loop(loop, ("backward",)):
-                if event.via is not None:
-                    continue
-                if event.key:
-                    losses.add(event.key)
-                elif isinstance(event.node, cst.Call) and isinstance(event.node.func, cst.Attribute):
-                    # `(loss / accum).backward()`, `loss.mean().backward()`
-                    losses.update(n.value for n in graph_operands(event.node.func.value))
+            losses = _backward_losses(facts, loop)
             if not losses:
                 continue
             detached = self._rebound_detached(loop, losses)
             for event in facts.in_loop(loop, ("accumulate",)):
                 if (event.via is not None or event.value not in losses or event.value in detached
-                        or id(event.node) in reported or event.key is None
+                        or id(event.node) in reported or event.key is None or event.no_grad is not None
                         or event.key.split(".")[0] in graph_names or event.key in graph_names
                         or self._reset_in(facts, loop, event)):
+                    continue
+                # the same name in a validation loop nested in the epoch loop is another tensor
+                if event.value not in _backward_losses(facts, event.loops[-1]):
                     continue
                 reported.add(id(event.node))
                 self._report(scope, event)
