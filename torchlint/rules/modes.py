@@ -729,9 +729,9 @@ class TrainingFlagAssigned(Rule):
     ]
     invalid = [
         Case(_PRELUDE + "def evaluate(model):\n    model.training = False\n", line=6, col=5,
-             fixed=_PRELUDE + "def evaluate(model):\n    model.eval()\n"),
-        Case(_PRELUDE + "def fit(model, flag):\n    model.training = flag\n", line=6,
-             fixed=_PRELUDE + "def fit(model, flag):\n    model.train(flag)\n"),
+             fixed=_PRELUDE + "def evaluate(model):\n    model.eval()\n", unsafe=True),
+        Case(_PRELUDE + "def fit(model: nn.Module, flag):\n    model.training = flag\n", line=6,
+             fixed=_PRELUDE + "def fit(model: nn.Module, flag):\n    model.train(flag)\n"),
     ]
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -759,23 +759,28 @@ class TrainingFlagAssigned(Rule):
             text = f"{receiver}.eval()"
         else:
             text = f"{receiver}.train({self.ctx.code_for(value).strip()})"
+        # the rewrite calls a Module method: safe only when the receiver is known to be a Module, not
+        # guessed from its name or its use (`cfg.model.training = False` on a config would raise)
+        safety = "safe" if self._is_module(receiver, strict=True) is True else "unsafe"
         self.report(node, f"assigning {receiver}.training changes only this module's flag; its children keep their "
-                    f"mode: call {text}", fix=PendingFix("safe", (Replace(node, text),), f"call {text}"))
+                    f"mode: call {text}", fix=PendingFix(safety, (Replace(node, text),), f"call {text}"))
 
     def _leaf_layer(self, call: cst.Call) -> bool:
         """A torch layer without child modules (BatchNorm, Linear, ...)."""
         name = self.ctx.torch_nn_name(call.func)
         return name is not None and name not in _WITH_CHILDREN
 
-    def _is_module(self, receiver: str) -> bool | None:
-        """True: a Module that may have children; None: a leaf layer (no children to miss); False: unknown."""
+    def _is_module(self, receiver: str, strict: bool = False) -> bool | None:
+        """True: a Module that may have children; None: a leaf layer (no children to miss); False: unknown.
+        `strict`: only evidence that makes it certain (constructors, annotations, .children() loops),
+        not the receiver's name or the methods called on it."""
         func = self.ctx.enclosing_function()
         scope: cst.CSTNode = func if func is not None else self.ctx.module
         for node in descendants(scope, skip_scopes=True):
             if (isinstance(node, cst.Assign) and any(dotted_name(t.target) == receiver for t in node.targets)
                     and isinstance(node.value, cst.Call) and self._leaf_layer(node.value)):
                 return None  # a torch leaf layer: copying a flag onto it is harmless
-        if _model_like(receiver):
+        if _model_like(receiver) and not strict:
             return True
         parts = receiver.split(".")
         if parts[0] == "self" and len(parts) == 2:
@@ -795,7 +800,7 @@ class TrainingFlagAssigned(Rule):
                     if self.ctx.expr_is_module_class(param.annotation.annotation) is True:
                         return True
         for node in descendants(scope, skip_scopes=True):
-            if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            if (not strict and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
                     and node.func.attr.value in ("eval", "parameters", "named_parameters", "modules", "children",
                                                  "state_dict", "load_state_dict", "zero_grad")
                     and dotted_name(node.func.value) == receiver):
