@@ -1385,12 +1385,44 @@ class TorchLoadWithoutMapLocation(Rule):
         here = source_position(self.ctx, node)
         if path is None or scope is None or here is None:
             return False
-        key = path_key(self.ctx, path)
+        nodes = list(scope_nodes(scope))
+        bound_once: dict[str, cst.BaseExpression] = {}
+        counts: dict[str, int] = {}
+        for other in nodes:
+            if isinstance(other, cst.Assign):
+                for target in other.targets:
+                    for name in _names_in_target(target.target):
+                        counts[name] = counts.get(name, 0) + 1
+                        if len(other.targets) == 1 and isinstance(target.target, cst.Name):
+                            bound_once[name] = other.value
+            elif isinstance(other, (cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr, cst.WithItem)):
+                target = other.asname.name if isinstance(other, cst.WithItem) and other.asname else \
+                    None if isinstance(other, cst.WithItem) else other.target
+                for name in _names_in_target(target) if target is not None else []:
+                    counts[name] = counts.get(name, 0) + 2  # bound some other way: not followed
+        bound_once = {k: v for k, v in bound_once.items() if counts.get(k) == 1}
+
+        def keys(expr: cst.BaseExpression) -> set[object]:
+            """The path's own key, and that of the value of a local name bound once to it
+            (`p = os.path.join(d, "m.pt")`)."""
+            out = {path_key(self.ctx, expr)}
+            if isinstance(expr, cst.Name) and expr.value in bound_once:
+                out.add(path_key(self.ctx, bound_once[expr.value]))
+            return out
+
+        if self._saved_before(nodes, here, path, keys):
+            return True
+        value = bound_once.get(path.value) if isinstance(path, cst.Name) else None
+        return value is not None and self._saved_before(nodes, here, value, keys)
+
+    def _saved_before(self, nodes: list[cst.CSTNode], here: int, path: cst.BaseExpression, keys) -> bool:
+        """Whether a call before position `here` saved to `path`."""
+        key = keys(path)
         lead = leading_part(self.ctx, path)
         lead_key = path_key(self.ctx, lead) if lead is not None else None
         literal = literal_text(path)
         savers: set[str] = set()
-        for other in scope_nodes(scope):
+        for other in nodes:
             if not isinstance(other, cst.Call):
                 continue
             where = source_position(self.ctx, other)
@@ -1398,7 +1430,7 @@ class TorchLoadWithoutMapLocation(Rule):
                 continue
             if self.ctx.qualname(other.func) == "torch.save":
                 saved = saved_path(other)
-                if saved is not None and path_key(self.ctx, saved) == key:
+                if saved is not None and keys(saved) & key:
                     return True
                 continue
             if not _saver_call(self.ctx, other):
@@ -1407,8 +1439,8 @@ class TorchLoadWithoutMapLocation(Rule):
             if isinstance(bound, cst.Assign) and len(bound.targets) == 1 and isinstance(bound.targets[0].target, cst.Name):
                 savers.add(bound.targets[0].target.value)
             for value in (a.value for a in other.args if not a.star):
-                value_key = path_key(self.ctx, value)
-                if value_key == key or (lead_key is not None and value_key == lead_key):
+                value_keys = keys(value)
+                if value_keys & key or (lead_key is not None and lead_key in value_keys):
                     return True
                 text = literal_text(value)
                 if literal and text and literal.startswith(text) and (
