@@ -100,3 +100,23 @@ def test_tl405_fix_safety_follows_the_receiver() -> None:
     bound = "import torch\ndef f(m: 'nn.Module', p):\n    sd = torch.load(p)\n    m.load_state_dict(sd)\n"
     assert lines(bound, "TL405") == [3]
     assert fix(bound, "TL405", unsafe=True) == bound
+
+
+def test_tl405_round_trip_across_notebook_cells() -> None:
+    import json
+
+    from torchlint.notebook import extract
+
+    def cell(text: str) -> dict:
+        return {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                "source": text.splitlines(keepends=True)}
+
+    nb = {"cells": [cell("import torch\nimport torch.nn as nn\nnet = nn.Linear(2, 2)"),
+                    cell("torch.save(net.state_dict(), 'net.pt')"),
+                    {"cell_type": "markdown", "metadata": {}, "source": ["reload"]},
+                    cell("net.load_state_dict(torch.load('net.pt'))\nnet.load_state_dict(torch.load('other.pt'))")],
+          "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    source = extract(json.dumps(nb)).source
+    found = lines(source, "TL405")
+    assert len(found) == 1  # only the load of a file no earlier cell saved
+    assert "other.pt" in source.splitlines()[found[0] - 1]

@@ -1165,11 +1165,11 @@ def _names_in_target(target: cst.CSTNode) -> list[str]:
 
 _CHECKPOINT_WORDS = ("ckpt", "checkpoint", "state_dict", "weights", "model")
 # Words that say a load holds training state other than a model's weights (RNG state is a CPU
-# ByteTensor; optimizer, scheduler and scaler state are not model checkpoints): they silence a
-# path suffix, never a result that reaches a Module's load_state_dict.
-_STATE_WORDS = ("rng", "random", "optim", "sched", "scaler", "lr_")
+# ByteTensor; optimizer, scheduler, scaler and data-loader state are not model checkpoints):
+# they silence a path suffix, never a result that reaches a Module's load_state_dict.
+_STATE_WORDS = ("rng", "random", "optim", "sched", "scaler", "lr_", "sampler", "dataloader", "data_state")
 # Weak hints: they only silence a load whose sole evidence is a name or a key.
-_WEAK_NOT_MODEL_WORDS = ("sampler", "dataset", "dataloader", "data_state", "generator")
+_WEAK_NOT_MODEL_WORDS = ("dataset", "generator")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar", ".bin")
 # load_state_dict receivers that are not Modules: optimizers, schedulers, scalers, engines.
 _STATE_RECEIVER_TOKENS = frozenset({"optimizer", "optimizers", "optim", "opt", "scheduler", "schedulers",
