@@ -784,7 +784,7 @@ class HardcodedDeviceInModule(Rule):
         if found is not None:
             return found
         found = {}
-        if "cuda" in self.ctx.code_for(cls):
+        if "cuda" in self.ctx.source and "cuda" in self.ctx.code_for(cls):
             verdicts: dict[str, str | None] = {}
             methods = [s for s in statement_body(cls) if isinstance(s, cst.FunctionDef)]
             method_names = {m.name.value for m in methods}
