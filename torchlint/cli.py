@@ -94,7 +94,7 @@ def _validate_codes(values: list[str] | None, flag: str) -> None:
 
 def _config_key(config: Config) -> str:
     """The parts of the configuration that change findings (per-file ignores apply later)."""
-    return repr((config.module_bases, config.max_file_size))
+    return repr((config.module_bases, config.max_file_size, config.torch_version))
 
 
 def _per_file_ignored(d: Diagnostic, config: Config) -> bool:
@@ -143,7 +143,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
 
     root = config.root or project_root(args.paths)
-    options = Options(enabled=enabled, max_file_size=max_size, module_bases=tuple(config.module_bases))
+    options = Options(enabled=enabled, max_file_size=max_size, module_bases=tuple(config.module_bases),
+                      torch_version=config.torch_version)
     cache = None
     if not args.no_cache:
         cache_dir = Path(args.cache_dir) if args.cache_dir else root / ".torchlint_cache"
