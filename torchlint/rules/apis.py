@@ -87,6 +87,8 @@ class _ApiRule(Rule):
         for node in self.ctx.stack:
             if isinstance(node, cst.ExceptHandler):
                 return True
+            if isinstance(node, cst.Try) and any(_catches_import_error(h) for h in node.handlers):
+                return True
             if isinstance(node, (cst.If, cst.IfExp)):
                 test = self.ctx.code_for(node.test)
                 if "version" in test.lower() or "hasattr" in test:
@@ -405,7 +407,7 @@ class DeprecatedTorchApi(_ApiRule):
             if arg.keyword is None:
                 prefix += f"{_AUTOCAST_PARAMS[index]}="
             if prefix:
-                ops.append(InsertBefore(arg.value, prefix))
+                ops.append(InsertBefore(arg.keyword if arg.keyword is not None else arg.value, prefix))
         return "safe", ops
 
     def _fix_autocast_cpu(self, call: cst.Call, new: str) -> tuple[str, list[FixOp]] | None:
@@ -416,7 +418,9 @@ class DeprecatedTorchApi(_ApiRule):
             return None
         if not call.args:
             return "safe", [Replace(call, f'{new}("{device}")')]
-        return "safe", [Replace(call.func, new), InsertBefore(call.args[0].value, f'"{device}", ')]
+        first = call.args[0]
+        return "safe", [Replace(call.func, new),
+                        InsertBefore(first.keyword if first.keyword is not None else first.value, f'"{device}", ')]
 
     def _fix_scaler_cpu(self, call: cst.Call, new: str) -> tuple[str, list[FixOp]] | None:
         return self._fix_scaler_cuda(call, new, "cpu")
@@ -465,6 +469,14 @@ class DeprecatedTorchApi(_ApiRule):
                 return None
             ops.append(InsertAfter(call.args[-1].value, f", dtype={default_dtype}()"))
         return safety, ops
+
+
+def _catches_import_error(handler: cst.ExceptHandler) -> bool:
+    """`except:`, `except ImportError`, `except (ImportError, AttributeError)`, `except Exception`."""
+    if handler.type is None:
+        return True
+    names = {dotted_name(e.value) for e in handler.type.elements} if isinstance(handler.type, cst.Tuple) else {dotted_name(handler.type)}
+    return bool(names & {"ImportError", "ModuleNotFoundError", "AttributeError", "Exception", "BaseException", "RuntimeError"})
 
 
 def _int_literal(expr: cst.BaseExpression) -> int | None:
