@@ -110,10 +110,6 @@ class _ApiRule(Rule):
             if bound is None or "." in local:
                 continue
             if qualname == bound or qualname.startswith(bound + "."):
-                # a name bound to a module (`import torch`, `from torch import nn`), not to a
-                # function: the rest is reached by attribute access
-                if bound.split(".")[-1].startswith("_") and bound != qualname:
-                    continue
                 return local + qualname[len(bound):]
         return None
 
@@ -307,8 +303,8 @@ class DeprecatedTorchApi(_ApiRule):
         replacement = facts.get("replacement")
         if replacement is None:
             said = facts.get("torch_message")
-            tail = f": torch says \"{said}\"" if said else ""
-            return f"{what} `{qual}` (deprecated in torch {facts['deprecated']}){tail}"
+            tail = f" ({said})" if said else ""
+            return f"{what} `{qual}`: torch {facts['deprecated']} marks it deprecated{tail}"
         note = f" ({facts['note']})" if facts.get("note") and facts["note"] != "same arguments" else ""
         return f"{what} `{qual}` (since torch {facts['deprecated']}): use `{replacement}`{note}"
 
@@ -584,7 +580,8 @@ class RequireGradTypo(Rule):
                 reads = self._reads = bool(_READ_REQUIRE_GRAD.search(self.ctx.source))
             owner_text = self.ctx.code_for(owner).strip()
             message = (f"`{owner_text}.require_grad = ...` sets an attribute torch never reads: a typo of "
-                       f"`requires_grad`, so gradients are computed as before")
+                       f"`requires_grad`, so gradients are computed as before (on a Module, use "
+                       f"`.requires_grad_(...)`)")
             fix = None
             if reads:
                 message += " (the file also reads `.require_grad`: rename every use)"
