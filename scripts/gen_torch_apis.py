@@ -48,7 +48,7 @@ REMOVED: dict[str, dict[str, Any]] = {
     "torch.solve": dict(deprecated="1.9", removed="2.0", replacement="torch.linalg.solve", replacement_since="1.8",
                         note="`torch.solve(B, A)` becomes `torch.linalg.solve(A, B)`: the arguments are reversed and no LU factorization is returned (`.solution` is the result itself)"),
     "torch.symeig": dict(deprecated="1.9", removed="2.0", replacement="torch.linalg.eigh", replacement_since="1.8",
-                         note="use `torch.linalg.eigh(A, UPLO='U')` for eigenvectors, `torch.linalg.eigvalsh(A, UPLO='U')` for eigenvalues only: symeig read the upper triangle by default, eigh/eigvalsh read the lower one (UPLO='L')"),
+                         note="`torch.linalg.eigh(A, UPLO='U')` for eigenvectors, `torch.linalg.eigvalsh(A, UPLO='U')` for eigenvalues only: symeig read the upper triangle by default, eigh/eigvalsh read the lower one (UPLO='L')"),
     "torch.eig": dict(deprecated="1.9", removed="2.0", replacement="torch.linalg.eig", replacement_since="1.8",
                       note="`torch.linalg.eig`/`eigvals` return complex tensors instead of real (n, 2) pairs"),
     "torch.lstsq": dict(deprecated="1.9", removed="2.0", replacement="torch.linalg.lstsq", replacement_since="1.9",
@@ -86,7 +86,7 @@ REMOVED: dict[str, dict[str, Any]] = {
     # `torch.fft` is a module since 1.8: calling it is calling the removed function
     "torch.fft": dict(deprecated="1.7", removed="1.8", replacement="torch.fft.fftn", replacement_since="1.7", call_only=True,
                       note="`torch.fft` is a module since 1.8; its functions return complex tensors instead of a trailing dimension of size 2 (`torch.view_as_real` gives the old layout) and take `dim=`/`norm=` instead of `signal_ndim`/`normalized`"),
-    "torch._six": dict(deprecated="1.13", removed="2.0", replacement=None, replacement_since=None, module=True,
+    "torch._six": dict(deprecated="2.0", removed="2.0", replacement=None, replacement_since=None, module=True,
                        note="`torch._six` was a Python 2 compatibility module: use `math.inf`/`math.nan`, `str` for `string_classes`, `int` for `int_classes`, `collections.abc` for `container_abcs`"),
 }
 

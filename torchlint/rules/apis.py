@@ -196,12 +196,12 @@ class RemovedTorchApi(_ApiRule):
         replacement = facts.get("replacement")
         use = f"; use `{replacement}`" if replacement else ""
         note = f": {facts['note']}" if facts.get("note") else ""
+        since = f" (deprecated since {facts['deprecated']})" if facts["deprecated"] != facts["removed"] else ""
         if facts.get("call_only"):
-            message = (f"calling `{qual}(...)`: the function was removed in torch {facts['removed']} "
-                       f"(deprecated since {facts['deprecated']}){use}{note}")
+            message = f"calling `{qual}(...)`: the function was removed in torch {facts['removed']}{since}{use}{note}"
         else:
-            message = (f"`{qual}` was removed in torch {facts['removed']} (deprecated since "
-                       f"{facts['deprecated']}): this {kind} no longer works{use}{note}")
+            message = f"`{qual}` was removed in torch {facts['removed']}{since}{use}{note}" if use else (
+                f"`{qual}` was removed in torch {facts['removed']}{since}: this {kind} no longer exists{note}")
         self.report(anchor, message)
 
 
