@@ -327,7 +327,8 @@ def scan() -> tuple[dict[str, dict[str, str]], dict[str, str], dict[str, str], d
             if not any(part.startswith("_") for part in home.split(".")) or any(p.startswith("_") for p in namespace.split(".")):
                 continue
             exported = getattr(module, "__all__", None)
-            if home.startswith("torch.testing._internal") or name == "boolean_dispatch" or (exported is not None and name not in exported):
+            # torch._C: names of the C extension, which library code reaches for on purpose
+            if home.startswith(("torch.testing._internal", "torch._C")) or name == "boolean_dispatch" or (exported is not None and name not in exported):
                 continue
             home_module = _import(home)
             if home_module is None or getattr(home_module, name, None) is not obj:
@@ -379,7 +380,7 @@ def main() -> None:
         assert qualname.startswith("functorch.") or qualname in deprecated_found, f"torch does not mark {qualname} deprecated"
     for qualname, found in deprecated_found.items():
         if qualname not in deprecated and qualname not in NOT_REPORTED:
-            deprecated[qualname] = {"deprecated": version, **found}
+            deprecated[qualname] = {"deprecated": ".".join(version.split(".")[:2]), **found}
     nonpublic = {}
     for private, public in sorted(aliases.items()):
         nonpublic[private] = {"public": public, "since": NONPUBLIC_SINCE.get(public, version)}

@@ -76,10 +76,51 @@ class _ApiRule(Rule):
         func = call.func
         if not isinstance(func, (cst.Name, cst.Attribute)):
             return None
+        head = func
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if isinstance(head, cst.Name) and head.value in self._compat_names():
+            return None  # bound by a version-dependent import: which API it names is unknown
         qual = self.ctx.qualname(func)
         if qual is None or qual.split(".", 1)[0] not in _ROOTS:
             return None
         return qual
+
+    def _compat_names(self) -> frozenset[str]:
+        """Names imported inside a `try` that falls back on ImportError, or under an `if` that
+        tests a version or `hasattr` (`try: from torch import vmap / except ImportError:
+        from functorch import vmap`): each binding names a different API."""
+        cached = self.__dict__.get("_compat")
+        if cached is None:
+            from torchlint.context import iter_statements, statement_body
+
+            found: set[str] = set()
+            for stmt in iter_statements(list(self.ctx.module.body)):
+                inner: list[cst.BaseStatement] = []
+                if isinstance(stmt, cst.Try) and any(_catches_import_error(h) for h in stmt.handlers):
+                    inner = statement_body(stmt) + [s for h in stmt.handlers for s in statement_body(h)]
+                    if stmt.orelse is not None:
+                        inner += statement_body(stmt.orelse)
+                elif isinstance(stmt, cst.If):
+                    test = self.ctx.code_for(stmt.test)
+                    if "version" in test.lower() or "hasattr" in test:
+                        inner = list(statement_body(stmt))
+                        orelse = stmt.orelse
+                        while orelse is not None:
+                            inner += statement_body(orelse)
+                            orelse = orelse.orelse if isinstance(orelse, cst.If) else None
+                for sub in iter_statements(inner, into_defs=False):
+                    if not isinstance(sub, cst.SimpleStatementLine):
+                        continue
+                    for small in sub.body:
+                        if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                            for alias in small.names:
+                                bound = alias.asname.name if alias.asname is not None else alias.name
+                                name = dotted_name(bound) if isinstance(bound, (cst.Name, cst.Attribute)) else None
+                                if name:
+                                    found.add(name.split(".", 1)[0])
+            cached = self._compat = frozenset(found - {"torch"})
+        return cached
 
     def guarded(self) -> bool:
         """The current node sits where code written for several torch versions picks one:
