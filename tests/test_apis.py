@@ -75,3 +75,15 @@ def test_public_alias_missing_in_the_target() -> None:
 
 def test_no_torch_import_no_findings() -> None:
     assert lint_for("X = torch.solve(B, A)\nfrom functorch_like import vmap\n", None) == []
+
+
+def test_require_grad_read_elsewhere_gets_no_fix() -> None:
+    code = "for p in ps:\n    p.require_grad = False\nkeep = [p for p in ps if p.require_grad]\n"
+    found = check_source(code, "x.py", Options(enabled=select_codes(["TL504"], None))).diagnostics
+    assert [(d.code, d.line, d.fix) for d in found] == [("TL504", 2, None)]
+
+
+def test_fix_needs_an_import_to_spell_the_replacement() -> None:
+    code = "from torch.nn.utils import weight_norm\nm = weight_norm(layer)\n"
+    found = check_source(code, "x.py", Options(enabled=select_codes(["TL502"], None))).diagnostics
+    assert [(d.line, d.fix) for d in found] == [(1, None), (2, None)]
