@@ -57,11 +57,22 @@ class _ApiRule(Rule):
 
     def _active(self) -> bool:
         """Whether the file imports torch or functorch at all (cheap, once per file)."""
-        cached = self.__dict__.get("_is_active")
+        return bool(self._heads())
+
+    def _heads(self) -> frozenset[str]:
+        """Local names bound by an import of torch or functorch (`torch`, `nn`, `F`, `symeig`):
+        only calls through them can name a torch API. Empty when the file imports neither."""
+        cached = self.__dict__.get("_torch_heads")
         if cached is None:
-            cached = self._is_active = bool(_TORCH_IMPORT.search(self.ctx.source)) and any(
-                q.split(".", 1)[0] in _ROOTS for q in self.ctx.imports.values()
-            )
+            shared = self.ctx.__dict__.setdefault("_tl5_facts", {})  # one answer for TL501-TL503
+            cached = shared.get("heads")
+            if cached is None:
+                cached = frozenset()
+                if _TORCH_IMPORT.search(self.ctx.source):
+                    cached = frozenset(local for local, qual in self.ctx.imports.items()
+                                       if qual.split(".", 1)[0] in _ROOTS)
+                shared["heads"] = cached
+            self._torch_heads = cached
         return cached
 
     @property
@@ -79,7 +90,9 @@ class _ApiRule(Rule):
         head = func
         while isinstance(head, cst.Attribute):
             head = head.value
-        if isinstance(head, cst.Name) and head.value in self._compat_names():
+        if not isinstance(head, cst.Name) or head.value not in self._heads():
+            return None
+        if head.value in self._compat_names():
             return None  # bound by a version-dependent import: which API it names is unknown
         qual = self.ctx.qualname(func)
         if qual is None or qual.split(".", 1)[0] not in _ROOTS:
@@ -90,20 +103,20 @@ class _ApiRule(Rule):
         """Names imported inside a `try` that falls back on ImportError, or under an `if` that
         tests a version or `hasattr` (`try: from torch import vmap / except ImportError:
         from functorch import vmap`): each binding names a different API."""
-        cached = self.__dict__.get("_compat")
+        cached = self.ctx.__dict__.setdefault("_tl5_facts", {}).get("compat")
         if cached is None:
             from torchlint.context import iter_statements, statement_body
+            from torchlint.walk import find_all
 
             found: set[str] = set()
-            for stmt in iter_statements(list(self.ctx.module.body)):
+            for stmt in find_all(self.ctx.module, (cst.Try, cst.If)):
                 inner: list[cst.BaseStatement] = []
                 if isinstance(stmt, cst.Try) and any(_catches_import_error(h) for h in stmt.handlers):
                     inner = statement_body(stmt) + [s for h in stmt.handlers for s in statement_body(h)]
                     if stmt.orelse is not None:
                         inner += statement_body(stmt.orelse)
                 elif isinstance(stmt, cst.If):
-                    test = self.ctx.code_for(stmt.test)
-                    if "version" in test.lower() or "hasattr" in test:
+                    if _tests_version(stmt.test):
                         inner = list(statement_body(stmt))
                         orelse = stmt.orelse
                         while orelse is not None:
@@ -119,7 +132,7 @@ class _ApiRule(Rule):
                                 name = dotted_name(bound) if isinstance(bound, (cst.Name, cst.Attribute)) else None
                                 if name:
                                     found.add(name.split(".", 1)[0])
-            cached = self._compat = frozenset(found - {"torch"})
+            cached = self.ctx.__dict__["_tl5_facts"]["compat"] = frozenset(found - {"torch"})
         return cached
 
     def guarded(self) -> bool:
@@ -130,10 +143,8 @@ class _ApiRule(Rule):
                 return True
             if isinstance(node, cst.Try) and any(_catches_import_error(h) for h in node.handlers):
                 return True
-            if isinstance(node, (cst.If, cst.IfExp)):
-                test = self.ctx.code_for(node.test)
-                if "version" in test.lower() or "hasattr" in test:
-                    return True
+            if isinstance(node, (cst.If, cst.IfExp)) and _tests_version(node.test):
+                return True
         return False
 
     def spell(self, qualname: str, prefer: cst.BaseExpression | None = None) -> str | None:
@@ -506,6 +517,18 @@ class DeprecatedTorchApi(_ApiRule):
                 return None
             ops.append(InsertAfter(call.args[-1].value, f", dtype={default_dtype}()"))
         return safety, ops
+
+
+def _tests_version(test: cst.BaseExpression) -> bool:
+    """An `if` test that picks code by torch version: it names a `version` or calls `hasattr`."""
+    from torchlint.walk import descendants
+
+    for node in [test, *descendants(test)]:
+        if isinstance(node, cst.Name) and ("version" in node.value.lower() or node.value == "hasattr"):
+            return True
+        if isinstance(node, cst.Attribute) and "version" in node.attr.value.lower():
+            return True
+    return False
 
 
 def _catches_import_error(handler: cst.ExceptHandler) -> bool:
