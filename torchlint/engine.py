@@ -14,19 +14,26 @@ import stat
 import sys
 import tokenize
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 import libcst as cst
 
+from torchlint import precheck as shapes
 from torchlint.context import FileContext
 from torchlint.diagnostic import Diagnostic, Edit, Fix
 from torchlint.positions import Span, compute_spans
 from torchlint.project import ProjectIndex, module_name_for, summarize
 from torchlint.registry import TL000, all_rules
 from torchlint.rule import (
-    DeleteLine, InsertAfter, InsertBefore, InsertLineAfter, InsertLineBefore, PendingFinding,
-    PendingFix, Replace, Rule,
+    DeleteLine,
+    InsertAfter,
+    InsertBefore,
+    InsertLineAfter,
+    InsertLineBefore,
+    PendingFinding,
+    PendingFix,
+    Replace,
+    Rule,
 )
 from torchlint.suppress import is_suppressed, skip_file
 from torchlint.walk import FlatTree, set_current_tree, speed_up_node_checks
@@ -34,12 +41,6 @@ from torchlint.walk import FlatTree, set_current_tree, speed_up_node_checks
 speed_up_node_checks()
 
 DEFAULT_MAX_FILE_SIZE = 1_000_000
-# CPython itself refuses more than 200 nested brackets; libcst's native parser crashes the
-# process at about 1,100, and on operator chains of a few thousand terms.
-MAX_NESTING = 200
-_BRACKETS = {ord("("): 1, ord("["): 1, ord("{"): 1, ord(")"): -1, ord("]"): -1, ord("}"): -1}
-_BRACKET_TABLE = bytes.maketrans(b"([{)]}", b"([{)]}")
-_NON_BRACKETS = bytes(b for b in range(256) if b not in b"([{)]}")
 
 
 @dataclass(frozen=True)
@@ -92,27 +93,11 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def precheck(source: str, path: str) -> None:
-    """Refuse, cheaply, input that would crash or stall the native parser."""
-    if "\x00" in source:
-        raise CannotCheck("cannot parse: file contains a NUL byte (binary file?)")
-    data = source.encode("utf-8", "surrogatepass")
-    brackets = data.translate(None, _NON_BRACKETS)
-    deepest = max(accumulate(map(_BRACKETS.__getitem__, brackets)), default=0)
-    risky = deepest > MAX_NESTING or len(brackets) > 20_000 and deepest > 50
-    if not risky:
-        # long operator chains nest as deeply as brackets do
-        longest = max(map(len, source.splitlines()), default=0)
-        risky = longest > 5_000 or len(data) > 200_000
-    if risky:
-        # CPython's own parser has limits (200 nested brackets, recursion depth) and fails
-        # cleanly where libcst's native parser would crash: ask it first.
-        try:
-            ast.parse(source, path)
-        except SyntaxError as exc:
-            if "too many nested" in str(exc) or "too complex" in str(exc):
-                raise CannotCheck(f"nested too deeply for the parser: {exc.msg}", exc.lineno or 1) from None
-        except (RecursionError, MemoryError):
-            raise CannotCheck("nested too deeply for the parser (expression too complex)") from None
+    """Refuse, cheaply, input that would crash or stall the native parser (see precheck.py)."""
+    try:
+        shapes.precheck(source, path)
+    except shapes.Refused as exc:
+        raise CannotCheck(str(exc), exc.line) from None
 
 
 def parse(source: str) -> cst.Module:
@@ -283,6 +268,7 @@ def rule_classes(enabled: frozenset[str]) -> list[type[Rule]]:
 def check_source(source: str, path: str, options: Options, index: ProjectIndex | None = None,
                  module_name: str | None = None, is_package: bool | None = None) -> FileResult:
     """Check one file's decoded source. Never raises for bad input: it becomes TL000."""
+    _raise_recursion_limit()  # what the precheck lets through must also be walked (flake8 too)
     result = FileResult(path, source=source)
     if skip_file(source):
         return result
@@ -357,16 +343,19 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
             result = FileResult(path)
             result.diagnostics.append(cannot_check(path, CannotCheck("cannot read: not a regular file")))
             return result
+        # a notebook's JSON is mostly outputs (embedded images): max-file-size applies to
+        # the code of its cells (checked in check_notebook), the JSON only has a hard cap
+        limit = notebook_json_limit(options.max_file_size) if path.endswith(".ipynb") else options.max_file_size
         with open(path, "rb") as handle:
-            data = handle.read(options.max_file_size + 1)
+            data = handle.read(limit + 1)
     except OSError as exc:
         result = FileResult(path)
         result.diagnostics.append(cannot_check(path, CannotCheck(f"cannot read: {exc.strerror or exc}")))
         return result
-    if len(data) > options.max_file_size:
+    if len(data) > limit:
         result = FileResult(path)
         result.diagnostics.append(cannot_check(
-            path, CannotCheck(f"file is larger than max-file-size ({options.max_file_size:,} bytes); not checked")))
+            path, CannotCheck(f"file is larger than max-file-size ({limit:,} bytes); not checked")))
         return result
     try:
         source, encoding = decode(data)
@@ -382,6 +371,16 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
     result.encoding = encoding
     result.digest = content_digest(data)
     return result
+
+
+def notebook_json_limit(max_file_size: int) -> int:
+    """How much notebook JSON is read at most: far more than the code it may hold."""
+    return max(max_file_size * 64, 256 * 1024 * 1024)
+
+
+def notebook_code_too_large(joined: Any, max_file_size: int) -> bool:
+    """Whether the code taken from a notebook's cells is over max-file-size."""
+    return len(joined.source.encode("utf-8", "surrogatepass")) > max_file_size
 
 
 def notebook_source(text: str, path: str) -> Any:
@@ -422,6 +421,12 @@ def check_notebook(text: str, path: str, options: Options, index: ProjectIndex |
         result = FileResult(path, source=None)
         result.diagnostics.append(cannot_check(path, exc))
         return result
+    if notebook_code_too_large(joined, options.max_file_size):
+        result = FileResult(path, source=None)
+        result.diagnostics.append(cannot_check(path, CannotCheck(
+            f"the code of the notebook's cells is larger than max-file-size ({options.max_file_size:,} bytes); "
+            "not checked")))
+        return result
     result = check_source(joined.source, path, options, index, module_name, False)
     result.diagnostics = to_cells(result.diagnostics, joined)
     result.source = text
@@ -433,5 +438,6 @@ def content_digest(data: bytes) -> str:
 
 
 def _raise_recursion_limit() -> None:
+    """Room for the deepest trees the precheck accepts (libcst's codegen recurses)."""
     if sys.getrecursionlimit() < 6000:
         sys.setrecursionlimit(6000)
