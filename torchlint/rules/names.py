@@ -8,6 +8,7 @@ import libcst as cst
 
 from torchlint.context import is_self_attr
 from torchlint.rule import Case, PendingFix, Replace, Rule
+from torchlint.rules.apis import torch_apis
 from torchlint.rules.registration import edit_distance
 
 # Submodules of torch.nn that `dir(torch.nn)` may not list until imported.
@@ -80,6 +81,8 @@ class UnknownTorchAttribute(Rule):
         attr = node.attr.value
         if attr in real or attr.startswith("__") or attr in self._probed_names():
             return
+        if f"{qual}.{attr}" in torch_apis().removed:
+            return  # a name that existed and was removed is TL501's, with its replacement
         prefix = ctx.code_for(owner)
         # a name that differs only in case (`nn.Relu`) has one obvious correction
         same = [m for m in real if m.lower() == attr.lower() and not m.startswith("_")]
