@@ -8,6 +8,7 @@ device, ...) and stays silent when it cannot tell.
 from __future__ import annotations
 
 import re
+from weakref import WeakKeyDictionary
 
 import libcst as cst
 
@@ -1049,11 +1050,34 @@ def model_move(ctx, node: cst.CSTNode) -> tuple[str, cst.BaseExpression | None] 
 def _is_cpu(ctx, device: cst.BaseExpression | None) -> bool:
     if device is None:
         return False
+    if isinstance(device, cst.Name):
+        # `device = torch.device("cpu")` (every binding in the file): a CPU-only script
+        return device.value in _cpu_device_names(ctx)
     if isinstance(device, cst.Call) and ctx.qualname(device.func) == "torch.device":
         args = positional_args(device)
         device = args[0].value if args else None
     value = string_value(device) if device is not None else None
     return value is not None and value.split(":")[0] == "cpu"
+
+
+_CPU_NAMES: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _cpu_device_names(ctx) -> frozenset[str]:
+    """Names whose every assignment in the file is a CPU device (`torch.device("cpu")`, "cpu")."""
+    found = _CPU_NAMES.get(ctx)
+    if found is None:
+        verdicts: dict[str, bool] = {}
+        for small in small_statements(list(ctx.module.body), into_defs=True):
+            if isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+                targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                for target in targets:
+                    for name in target_names(target):
+                        verdicts[name] = verdicts.get(name, True) and isinstance(target, cst.Name) and \
+                            isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None and \
+                            not isinstance(small.value, cst.Name) and _is_cpu(ctx, small.value)
+        found = _CPU_NAMES[ctx] = frozenset(n for n, ok in verdicts.items() if ok)
+    return found
 
 
 def _looks_like_model(ctx, name: str, scope: cst.CSTNode) -> bool:
