@@ -506,7 +506,7 @@ ZOO_CASES = [
     # nn.LSTM checks devices itself, before the dispatch mode sees an op: the finding is
     # confirmed by the line that made the cpu tensor, and only by it
     ("TL402", "Recurrent", "confirmed", "not at the same device, found input tensor at meta and hidden tensor at cpu"),
-    ("TL402", "RecurrentBystander", "skipped", "device error not traced to this line"),
+    ("TL402", "RecurrentBystander", "skipped", "stopped earlier"),
     ("TL403", "Cuda", "confirmed", "Torch not compiled with CUDA enabled"),
     # without CUDA the first hard-coded line stops the run: the lines after it never ran
     ("TL403", "CudaInitTwice", "skipped", "construction failed at line"),
@@ -515,12 +515,13 @@ ZOO_CASES = [
     # first): no evidence for TL403
     ("TL403", "CudaAfterMix", "skipped", "forward on meta stopped earlier"),
     ("TL403", "CudaInit", "confirmed", "construction failed without CUDA"),
-    ("TL104", "Args", "skipped", "needs constructor arguments: dim, tasks"),
+    # no factory, no call: built from the signature (a config stand-in iterates as two tasks)
+    ("TL104", "Args", "confirmed", "built with synthesised arguments (dim=8, tasks=a config stand-in)"),
     ("TL104", "Heads", "confirmed", "2 Linear layers, 18 parameters"),
-    ("TL203", "TwoInputs", "skipped", "forward needs 2 arguments (x, mask)"),
+    ("TL203", "TwoInputs", "confirmed", "forward returned None (input x=(2, 8), mask=None)"),
     ("TL203", "TwoInputsConfigured", "confirmed", "forward returned None (input (2, 8), (2, 8))"),
-    ("TL203", "Activation", "skipped", "no input"),
-    ("TL203", "Mismatch", "skipped", "no synthesised input fits (tried (2, 8), (2, 8, 8))"),
+    ("TL203", "Activation", "confirmed", "forward returned None (input (2, 8) (a common shape))"),
+    ("TL203", "Mismatch", "skipped", "no synthesised input fits (tried (2, 8); (2, 8, 8); (2, 3, 32, 32)"),
     ("TL305", "Looper", "skipped", "no runtime check for TL305"),
 ]
 
@@ -807,7 +808,7 @@ def test_hostile(hostile: dict[str, object], name: str, code: str, cls: str, sta
 
 def test_hostile_run_finishes_within_its_timeouts(hostile: dict[str, object]) -> None:
     seconds = hostile["seconds"]
-    assert isinstance(seconds, float) and seconds < 40
+    assert isinstance(seconds, float) and seconds < 60  # bounded by the timeouts, not their sum: loose for loaded machines
 
 
 def test_training_script_is_not_run(hostile: dict[str, object]) -> None:
