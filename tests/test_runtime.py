@@ -30,6 +30,16 @@ REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 2.0
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _meta_path() -> object:
+    """Device: these tests pin the CPU/meta path (every worker starts with CUDA hidden), so
+    their answers and details are the same on every machine; tests/test_runtime_cuda.py
+    forces the CUDA path where CUDA is present."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCHLINT_RUNTIME_GPU", "0")
+        yield
+
+
 def write(directory: Path, name: str, code: str) -> Path:
     path = directory / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,14 @@ def required_positional(module: nn.Module) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
 
 
+def _takes_varargs(module: nn.Module) -> bool:
+    try:
+        signature = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+
+
 def _float(*shape: int) -> Candidate:
     tensor = torch.randn(*shape)
     return Candidate((tensor,), describe(tensor))
@@ -190,6 +198,9 @@ def _fill(names: list[str], base: Candidate) -> list[Candidate]:
 def synthesise(module: nn.Module, extra: list[nn.Module]) -> list[Candidate]:
     """Candidate inputs for forward, most likely first."""
     required = required_positional(module)
+    inner = getattr(module, "module", None)
+    if not required and isinstance(inner, nn.Module) and _takes_varargs(module):
+        return synthesise(inner, extra)  # nn.DataParallel(Net()): the wrapped model's inputs
     if not required:
         return [Candidate((), "no arguments")]
     layer = first_consumer(module, extra)

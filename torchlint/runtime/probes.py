@@ -1073,3 +1073,62 @@ def _receiver_path(anchor: str) -> str | None:
     path = re.sub(r"\[(\d+)\]", r".\1", path)
     path = re.sub(r"\[['\"](\w+)['\"]\]", r".\1", path)
     return path if re.fullmatch(r"[\w.]+", path) else None
+
+
+def train_eval_difference(item: dict[str, Any], namespace: dict[str, Any]) -> Verdict:
+    """TL301 at runtime: the model's outputs on one seeded input, in train and in eval mode.
+
+    They differ: the finding's evaluation really runs Dropout/BatchNorm in training mode
+    (`confirmed`). Identical: the model has no mode-dependent layer, and the missing
+    `.eval()` is harmless (`not-reproduced`)."""
+    scope = dict(namespace)
+    scope.setdefault("torch", torch)
+    scope.setdefault("nn", nn)
+    built = f"{item['construct']} (as at {item['where']})"
+    try:
+        model = eval(item["construct"], scope)  # noqa: S307 - the user's own construction
+    except StepTimeout:
+        raise
+    except (Exception, SystemExit) as exc:
+        return SKIPPED, f"could not build {built}: {short_error(exc)}"
+    if not isinstance(model, nn.Module):
+        return SKIPPED, f"{built} is a {type(model).__name__}, not a Module"
+    candidates: list[Candidate] = []
+    if item.get("inputs"):
+        try:
+            candidate = from_expression(item["inputs"], scope)
+            candidate.description += f" (the call at {item['inputs_where']})"
+            candidates.append(candidate)
+        except StepTimeout:
+            raise
+        except Exception:
+            pass
+    try:
+        candidates += synthesise(model, [])
+    except NoInput as exc:
+        if not candidates:
+            return SKIPPED, str(exc)
+    errors: list[BaseException] = []
+    for candidate in candidates:
+        try:
+            with torch.no_grad():
+                model.train()
+                torch.manual_seed(0)
+                trained = model(*candidate.args)
+                model.eval()
+                torch.manual_seed(0)
+                evaluated = model(*candidate.args)
+        except StepTimeout:
+            raise
+        except (Exception, SystemExit) as exc:
+            errors.append(exc)
+            if _is_shape_error(exc):
+                continue
+            break
+        difference = _outputs_differ(trained, evaluated)
+        if difference is not None:
+            return CONFIRMED, (f"train and eval outputs differ (max difference {difference:.3g}) on input "
+                               f"{candidate.description}; model {built}")
+        return NOT_REPRODUCED, (f"train and eval outputs are identical on input {candidate.description}: "
+                                f"the model has no mode-dependent layer; model {built}")
+    return SKIPPED, f"forward failed for {built}: {short_error(errors[0] if errors else RuntimeError('no input'))}"

@@ -384,4 +384,94 @@ class RecipeBook:
         return _dedupe(factories), _dedupe(calls), _dedupe(inputs)
 
 
-__all__ = ["Recipe", "RecipeBook", "recipes_in", "scan_file"]
+
+
+
+def _enclosing(tree: ast.Module, line: int) -> tuple[ast.AST, list[ast.stmt]]:
+    """The innermost function spanning `line` (or the module) and its body."""
+    best: ast.AST = tree
+    body = tree.body
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= (node.end_lineno or 0):
+            if best is tree or node.lineno >= getattr(best, "lineno", 0):
+                best, body = node, node.body
+    return best, body
+
+
+def _span(scope: ast.AST, body: list[ast.stmt], line: int) -> list[ast.AST]:
+    """What the finding covers: the `with` block at `line`, the function whose `def` is
+    there, else the statements that start at `line`."""
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)) and scope.lineno == line:
+        return list(scope.body)
+    for node in ast.walk(scope):
+        if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno == line:
+            return list(node.body)
+    return [n for n in ast.walk(scope) if isinstance(n, ast.stmt) and n.lineno == line
+            and not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def model_recipe(scan: _Scan, line: int, rel: str) -> tuple[Recipe | None, Recipe | None, str]:
+    """How to build the model a TL301 finding is about, and an input the code gives it.
+
+    Returns (model, inputs, why-not): the model is the first called name in the finding's
+    span that the enclosing scope (or the module) assigned from a call of literals and
+    module-level names before the finding (`model = Net()`, `q_net = QNet()`)."""
+    scope, body = _enclosing(scan.tree, line)
+    called: list[tuple[str, ast.Call]] = []
+    for node in _span(scope, body, line):
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                func = sub.func
+                if isinstance(func, ast.Attribute) and func.attr == "forward":
+                    func = func.value
+                if isinstance(func, ast.Name):
+                    called.append((func.id, sub))
+    if not called:
+        return None, None, "no model call found in the finding's code"
+    statements = _flat(scan.tree.body) + ([] if scope is scan.tree else _flat(body))
+
+    def assigned(name: str, before: int) -> ast.Call | None:
+        found = None
+        for stmt in statements:
+            if (stmt.lineno < before and isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == name):
+                found = stmt.value if isinstance(stmt.value, ast.Call) else None
+        return found
+
+    parameters = set()
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        parameters = {a.arg for a in [*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs]}
+    for name, call in called:
+        value = assigned(name, call.lineno)
+        if value is None:
+            continue
+        expression = _call_expression(value, scan, ast.unparse(value.func))
+        if expression is None or not _simple(value.func, scan, allow_names=True):
+            return None, None, f"{name} is built from values known only when the code runs"
+        inputs = None
+        if call.args and not call.keywords and all(_is_tensor_factory(a, scan) for a in call.args):
+            inline = _Inline(scan.constants)
+            text = ", ".join(ast.unparse(inline.visit(_copy(a))) for a in call.args)
+            inputs = Recipe("inputs", f"({text},)", "", f"{rel}:{call.lineno}")
+        return Recipe("model", expression, name, f"{rel}:{value.lineno}"), inputs, ""
+    names = [n for n, _ in called if n in parameters]
+    if names:
+        return None, None, f"the model ({names[0]}) is a parameter: its caller decides how it is built"
+    return None, None, "cannot tell how the model is built"
+
+
+def _flat(stmts: list[ast.stmt]) -> list[ast.stmt]:
+    """Statements of a block with the bodies of if/with/for/try inside it (not functions)."""
+    out: list[ast.stmt] = []
+    for stmt in stmts:
+        out.append(stmt)
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for attr in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, attr, None)
+            if isinstance(inner, list):
+                out += _flat([s for s in inner if isinstance(s, ast.stmt)])
+        for handler in getattr(stmt, "handlers", []) or []:
+            out += _flat(handler.body)
+    return out
+__all__ = ["Recipe", "RecipeBook", "model_recipe", "recipes_in", "scan_file"]

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 from torchlint.diagnostic import Diagnostic
 from torchlint.project import ProjectIndex, module_name_for, summarize
 from torchlint.runtime.loader import ClassInfo, class_at, class_named, list_classes
-from torchlint.runtime.recipes import Recipe, RecipeBook
+from torchlint.runtime.recipes import Recipe, RecipeBook, model_recipe, scan_file
 
 CONFIRMED, NOT_REPRODUCED, SKIPPED, ERROR = "confirmed", "not-reproduced", "skipped", "error"
 
@@ -86,6 +86,7 @@ class FileJob:
     sys_path: list[str]
     classes: dict[str, ClassRequest] = field(default_factory=dict)
     hide_cuda: bool = True  # start the worker with CUDA_VISIBLE_DEVICES=""
+    models: list[dict[str, Any]] = field(default_factory=list)  # TL301: models built in the file
 
 
 @dataclass
@@ -279,6 +280,9 @@ class _Planner:
         source = self.source(abs_path)
         if source is None:
             return
+        if d.code == "TL301":
+            self.add_model(index, d, abs_path, source)
+            return
         name = (d.context or {}).get("class")
         info = (class_named(source.classes, name, d.line) if name else None) or class_at(source.classes, d.line)
         if info is None:
@@ -292,6 +296,21 @@ class _Planner:
         request = self.class_request(job, info)
         request.findings.append(FindingRequest(index, d.code, _anchor_text(source.lines, d), d.line,
                                                max(d.end_line, d.line)))
+
+    def add_model(self, index: int, d: Diagnostic, abs_path: str, source: _Source) -> None:
+        """TL301: build the model the finding calls, to compare its train and eval outputs."""
+        scan = scan_file(abs_path, source.module, source.text)
+        if scan is None:
+            return
+        rel = os.path.basename(abs_path)
+        model, inputs, why = model_recipe(scan, d.line, rel)
+        if model is None:
+            self.preset[index] = (SKIPPED, why)
+            return
+        job = self.job(d.path, abs_path, hide_cuda=False)
+        job.models.append({"id": index, "construct": model.code, "name": model.name, "where": model.where,
+                           "inputs": inputs.code if inputs else None,
+                           "inputs_where": inputs.where if inputs else None})
 
     def add_discovery(self, path: str) -> None:
         abs_path = os.path.abspath(path)
@@ -371,7 +390,8 @@ class _Runner:
         if job.hide_cuda:
             env["CUDA_VISIBLE_DEVICES"] = ""  # set before the worker imports torch
         request = {"path": job.abs_path, "module": job.module, "sys_path": job.sys_path,
-                   "timeout": self.timeout, "classes": [c.to_json() for c in classes]}
+                   "timeout": self.timeout, "classes": [c.to_json() for c in classes],
+                   "models": job.models if attempt == 1 else []}
         with open(stem + ".request.json", "w", encoding="utf-8") as handle:
             json.dump(request, handle)
         events_path = stem + ".events.jsonl"
@@ -434,23 +454,30 @@ class _Runner:
         remaining = list(job.classes.values())
         attempt = 0
         loaded_as = ""
-        while remaining and attempt <= len(job.classes):
+        stopped = "the worker stopped before checking the model"
+        while (remaining or (attempt == 0 and job.models)) and attempt <= len(job.classes):
             attempt += 1
             events, early_end = self.launch(job, remaining, attempt)
             imported = [e for e in events if e.get("event") == "import"]
             if not imported:
                 reason = early_end or "the worker stopped before importing the file"
                 self._fail_all(outcome, remaining, f"{reason} while importing the file")
+                stopped = f"{reason} while importing the file"
                 break
             loaded_as = imported[0].get("loaded_as") or loaded_as
             if not imported[0].get("ok"):
                 self._import_failed(outcome, remaining, imported[0])
+                stopped = f"import failed: {imported[0].get('error', 'unknown error')}"
                 break
+            if early_end:
+                stopped = f"{early_end} while checking the model"
             started: str | None = None
             by_name = {c.qualname: c for c in remaining}
             for event in events:
                 if event.get("event") == "class-start":
                     started = event.get("qualname")
+                elif event.get("event") == "model":
+                    outcome.results[int(event["id"])] = (str(event["status"]), str(event["detail"]))
                 elif event.get("event") == "class":
                     request = by_name.pop(event["qualname"], None)
                     started = None
@@ -461,6 +488,8 @@ class _Runner:
             if started is not None and started in by_name:
                 self._fail_all(outcome, [by_name.pop(started)], f"{early_end} while checking {started}")
             remaining = list(by_name.values())
+        for model in job.models:
+            outcome.results.setdefault(int(model["id"]), (ERROR, stopped))
         if loaded_as:
             for key, (status, detail) in list(outcome.results.items()):
                 outcome.results[key] = (status, f"{detail}; {loaded_as}")
@@ -523,7 +552,7 @@ def run(diagnostics: list[Diagnostic], *, paths: list[str], scope: str, timeout:
             planner.add_discovery(path)
     for job in planner.jobs.values():
         job.classes = {q: c for q, c in job.classes.items() if c.findings or c.discover}
-    file_jobs = [j for j in planner.jobs.values() if j.classes]
+    file_jobs = [j for j in planner.jobs.values() if j.classes or j.models]
     bar = _Progress(len(file_jobs), progress)
     bar.show()
     outcomes: list[FileOutcome] = []

@@ -145,6 +145,23 @@ def probe_classes(request: dict[str, Any], module: ModuleType, channel: Channel)
         channel.emit("class", qualname=qualname, results=results, extra=extra, not_module=not_module)
 
 
+def probe_models(request: dict[str, Any], module: ModuleType, channel: Channel) -> None:
+    """TL301: build each model the findings call and compare its train and eval outputs."""
+    from torchlint.runtime.probes import ERROR, StepTimeout, short_error, train_eval_difference
+
+    timeout = float(request["timeout"])
+    for item in request.get("models") or []:
+        channel.emit("model-start", id=item["id"])
+        try:
+            with step_timeout(timeout, StepTimeout):
+                status, detail = train_eval_difference(item, vars(module))
+        except StepTimeout:
+            status, detail = ERROR, f"timed out after {timeout:g} s"
+        except BaseException as exc:
+            status, detail = ERROR, short_error(exc)
+        channel.emit("model", id=item["id"], status=status, detail=detail)
+
+
 def cuda_hidden() -> bool:
     """Whether this worker was started with CUDA hidden (`CUDA_VISIBLE_DEVICES=""`)."""
     return os.environ.get("CUDA_VISIBLE_DEVICES") == ""
@@ -203,6 +220,7 @@ def main(argv: list[str]) -> int:
                      loaded_as=loaded_as)
         return 0
     channel.emit("import", ok=True, loaded_as=loaded_as)
+    probe_models(request, module, channel)
     probe_classes(request, module, channel)
     channel.emit("done")
     return 0
