@@ -200,8 +200,8 @@ class _Planner:
         self.inputs = inputs
         self.project_root = os.path.abspath(project_root) if project_root else None
         self.sources: dict[str, _Source | None] = {}
-        # (file, cuda hidden) -> job: on a machine that may have a GPU, TL403 findings go to
-        # a worker that cannot see it, the others to one that can
+        # (file, cuda hidden) -> job: on a machine that may have a GPU, TL402 findings go to
+        # a worker that sees it, the others (TL403 first) to one that cannot
         self.jobs: dict[tuple[str, bool], FileJob] = {}
         self.split_cuda = gpu_possible()
         self._book: RecipeBook | None = None
@@ -292,7 +292,9 @@ class _Planner:
         if info.in_function:
             self.preset[index] = (SKIPPED, "the class is defined inside a function: it cannot be imported")
             return
-        job = self.job(d.path, abs_path, hide_cuda=d.code == "TL403")
+        # only TL402 runs where CUDA is visible (its check moves the Module to the GPU);
+        # everything else, TL403 first, is answered as on a machine without CUDA
+        job = self.job(d.path, abs_path, hide_cuda=d.code != "TL402")
         request = self.class_request(job, info)
         request.findings.append(FindingRequest(index, d.code, _anchor_text(source.lines, d), d.line,
                                                max(d.end_line, d.line)))
@@ -307,7 +309,7 @@ class _Planner:
         if model is None:
             self.preset[index] = (SKIPPED, why)
             return
-        job = self.job(d.path, abs_path, hide_cuda=False)
+        job = self.job(d.path, abs_path)
         job.models.append({"id": index, "construct": model.code, "name": model.name, "where": model.where,
                            "inputs": inputs.code if inputs else None,
                            "inputs_where": inputs.where if inputs else None})
@@ -321,7 +323,7 @@ class _Planner:
         for info in source.classes:
             if info.in_function or info.qualname in flagged or self.known_not_module(source, info):
                 continue
-            request = self.class_request(self.job(path, abs_path, hide_cuda=False), info)
+            request = self.class_request(self.job(path, abs_path), info)
             if not request.findings:
                 request.discover = True
 
@@ -329,9 +331,9 @@ class _Planner:
 def gpu_possible() -> bool:
     """Whether this machine may have a GPU that torch could see (checked without torch).
 
-    When it may, TL403 findings are checked in a worker of their own with CUDA hidden, and
-    the others in one that sees the GPU; when not, one worker (CUDA hidden, a no-op) does
-    all. `TORCHLINT_RUNTIME_GPU=1`/`0` overrides the guess (the tests force both paths)."""
+    When it may, TL402 findings are checked in a worker that sees the GPU (forward on CUDA),
+    and all others, TL403 first, in one with CUDA hidden, so they get the answers a machine
+    without CUDA gives; when not, one worker (CUDA hidden, a no-op) does all. `TORCHLINT_RUNTIME_GPU=1`/`0` overrides the guess (the tests force both paths)."""
     forced = os.environ.get("TORCHLINT_RUNTIME_GPU")
     if forced in ("0", "1"):
         return forced == "1"
