@@ -546,13 +546,6 @@ class ClassProber:
                 else:
                     model(*args)
             report.ran = True
-            if mode is not None and mode.errors:
-                # every mix the survey saw: each would stop forward on CUDA
-                first = mode.errors[0]
-                report.error, report.device_error = first, True
-                report.cpu_lines = tracer.lines() | mode.cpu_lines()
-                report.failed_lines = {e.origin_line for e in mode.errors if e.origin_line is not None}
-                report.mix_errors = {e.origin_line: e for e in reversed(mode.errors) if e.origin_line is not None}
         except StepTimeout:
             raise
         except (Exception, SystemExit) as exc:
@@ -570,6 +563,15 @@ class ClassProber:
                     torch.cuda.synchronize()
                 except Exception:  # a device-side assert surfaces here; forward's error said it
                     pass
+        if mode is not None and mode.errors:
+            # every mix the survey saw (each would stop forward on CUDA), even when a later
+            # error (a `.item()` meta cannot answer) ended the pass
+            if report.error is None or not report.device_error:
+                report.error, report.device_error, report.skipped = mode.errors[0], True, ""
+            report.cpu_lines = tracer.lines() | mode.cpu_lines()
+            report.failed_lines = (report.failed_lines or set()) | {
+                e.origin_line for e in mode.errors if e.origin_line is not None}
+            report.mix_errors = {e.origin_line: e for e in reversed(mode.errors) if e.origin_line is not None}
 
     def _resolve_path(self, path: str) -> Any:
         """Re-read `block.mask` or `masks[0]` from the (moved) instance."""
@@ -852,10 +854,21 @@ class ClassProber:
     def _may_set(self, attr: str) -> bool:
         """Whether the class's file assigns `self.attr` or `setattr`s anything (an instance
         attribute the class itself does not have)."""
-        lines, _ = self._class_lines()
-        text = "\n".join(lines)
-        return not lines or re.search(rf"\bself\s*\.\s*{re.escape(attr)}\s*=(?!=)", text) is not None \
-            or "setattr(" in text
+        texts = []
+        for klass in self.cls.__mro__:
+            if klass in (nn.Module, object) or klass.__module__.startswith("torch."):
+                continue
+            try:
+                source_file = inspect.getsourcefile(klass)
+                if source_file is None:
+                    return True
+                with open(source_file, encoding="utf-8", errors="replace") as handle:
+                    texts.append(handle.read())
+            except (OSError, TypeError):
+                return True  # a base we cannot read may set it
+        text = "\n".join(texts)
+        return re.search(rf"\bself\s*\.\s*{re.escape(attr)}\s*=(?!=)", text) is not None \
+            or "setattr(" in text or "__dict__" in text
 
     def _local_maker(self, name: str, line: int) -> type | None:
         """The class a local was last built from before `line` (`x = nn.Sequential()`)."""
@@ -953,6 +966,9 @@ class ClassProber:
                 if device.device == "meta":
                     return self._cuda_verdict("forward on meta failed", error, line, end_line)
                 return CONFIRMED, f"forward on {device.device} failed: {short_error(error)}"
+            own = [e for s, e in device.mix_errors.items() if line <= s <= end_line]
+            if own:
+                return CONFIRMED, f"forward on meta: {own[0]}; this fails on CUDA"
             if is_cuda_unavailable_error(error):
                 return SKIPPED, f"forward on {device.device} stopped earlier: {short_error(error)}"
             # confirm only the finding whose line made a cpu tensor that the failing op
@@ -961,9 +977,6 @@ class ClassProber:
             on = f"forward on {device.device}"
             suffix = "; this fails on CUDA" if device.device == "meta" else ""
             text = str(error) if isinstance(error, DeviceMixError) else short_error(error)
-            own = [e for s, e in device.mix_errors.items() if line <= s <= end_line]
-            if own:
-                return CONFIRMED, f"{on}: {own[0]}{suffix}"
             if any(line <= s <= end_line for s in consumed):
                 op = f" ({device.failed_op})" if device.failed_op else ""
                 where = ", ".join(str(s) for s in consumed)
