@@ -26,7 +26,9 @@ MAX_CLASSES = 4
 _REASONS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"stopped earlier|before this line ran|not traced to this line|stopped at a device error"),
      "stopped by an earlier error in the same class (fix that one first)", ""),
-    (re.compile(r"^needs constructor arguments|^construction failed"), "need constructor arguments",
+    (re.compile(r"^needs constructor arguments"), "need constructor arguments",
+     "[tool.torchlint.runtime.construct]"),
+    (re.compile(r"^construction failed|^could not build"), "failed to build",
      "[tool.torchlint.runtime.construct]"),
     (re.compile(r"no synthesised input fits|^no input|forward needs \d+ arguments|^forward failed on cpu"),
      "need forward inputs", "[tool.torchlint.runtime.inputs]"),
