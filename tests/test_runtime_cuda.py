@@ -8,7 +8,6 @@ tests marked `cuda` run the real CUDA path and are skipped where CUDA is absent.
 from __future__ import annotations
 
 import importlib.util
-import os
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +26,6 @@ HAS_CUDA = torch.cuda.is_available()
 cuda = pytest.mark.skipif(not HAS_CUDA, reason="device: needs a CUDA GPU")
 
 MODELS = '''
-import os
 import torch
 import torch.nn as nn
 
@@ -247,4 +245,3 @@ def test_cuda_end_to_end(models: tuple[Path, ModuleType], monkeypatch: pytest.Mo
     assert culprit["status"] == "confirmed" and "forward on cuda" in culprit["detail"], culprit
     assert bystander["status"] == "skipped", bystander
     assert tl106["status"] == "confirmed" and "still on cpu after .to(" in tl106["detail"], tl106
-

@@ -31,7 +31,8 @@ _COPY_OPS = frozenset({_aten.copy_.default, _aten._to_copy.default, _aten.lift_f
 _DEVICE_MESSAGES = (
     "is not on the expected device", "expected all tensors to be on the same device",
     "found at least two devices", "torch not compiled with cuda", "no nvidia driver",
-    "cuda driver", "cuda error", "cuda is not available", "no cuda gpus are available", "expected device", "device mismatch",
+    "cuda driver", "cuda error", "cuda is not available", "no cuda gpus are available",
+    "no cuda-capable device", "expected device", "device mismatch",
     "mixes a meta tensor with a cpu tensor",
     # composite kernels check devices themselves, before any op reaches the dispatch mode:
     # `Input and hidden tensors are not at the same device` (nn.LSTM/GRU/RNN)
@@ -77,7 +78,7 @@ def is_cuda_unavailable_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return ("not compiled with cuda" in text or "no nvidia driver" in text
             or "cuda is not available" in text or "cuda driver" in text
-            or "no cuda gpus are available" in text)
+            or "no cuda gpus are available" in text or "no cuda-capable device" in text)
 
 
 class DeviceMixMode(TorchDispatchMode):

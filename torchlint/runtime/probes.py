@@ -35,7 +35,7 @@ from torchlint.runtime.devices import (
     CreationTracer, DeviceMixError, DeviceMixMode, is_cuda_unavailable_error, is_device_error, to_device,
 )
 from torchlint.runtime.construct import attempts
-from torchlint.runtime.inputs import Candidate, NoInput, describe, from_expression, synthesise
+from torchlint.runtime.inputs import Candidate, NoInput, from_expression, synthesise
 
 CONFIRMED, NOT_REPRODUCED, SKIPPED, ERROR = "confirmed", "not-reproduced", "skipped", "error"
 Verdict = tuple[str, str]
