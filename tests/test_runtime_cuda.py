@@ -26,6 +26,7 @@ HAS_CUDA = torch.cuda.is_available()
 cuda = pytest.mark.skipif(not HAS_CUDA, reason="device: needs a CUDA GPU")
 
 MODELS = '''
+import os
 import torch
 import torch.nn as nn
 
