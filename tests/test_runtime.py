@@ -855,6 +855,8 @@ def test_cli_json_stays_parseable(tmp_path: Path) -> None:
     assert statuses.get(("aborts.py", "TL101")) == "error"
     for text in ("HELLO FROM CLASS BODY", "HELLO FROM INIT", "HELLO FROM FORWARD"):
         assert text not in completed.stdout
+    # the runtime summary goes to stderr, its last line: stdout stays one JSON array
+    assert completed.stderr.strip().splitlines()[-1].startswith("runtime: "), completed.stderr
 
 
 # -- beyond the static rules ---------------------------------------------------------------
