@@ -519,8 +519,10 @@ ZOO_CASES = [
     ("TL402", "RecurrentBystander", "skipped", "stopped earlier"),
     ("TL403", "Cuda", "confirmed", "forward on cpu failed without CUDA"),  # the message depends on the torch build
     # without CUDA the first hard-coded line stops the run: the lines after it never ran
-    ("TL403", "CudaInitTwice", "skipped", "construction failed at line"),
-    ("TL403", "CudaTwice", "skipped", "forward on cpu failed at line"),
+    # ... and a second run with CUDA requests recorded and kept on the cpu shows that the
+    # later lines ask for CUDA too
+    ("TL403", "CudaInitTwice", "confirmed", "asks for CUDA (ones(device=\"cuda\")), seen with CUDA requests kept"),
+    ("TL403", "CudaTwice", "confirmed", 'asks for CUDA (.to("cuda"))'),
     # the .cuda() line never runs (not on cpu, not on meta, where a cpu/meta mix stops forward
     # first): no evidence for TL403
     ("TL403", "CudaAfterMix", "skipped", "forward on meta stopped earlier"),

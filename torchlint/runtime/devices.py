@@ -225,6 +225,77 @@ class CreationTracer(TorchFunctionMode):
         return set(self.origins.values())
 
 
+def _is_cuda(value: Any) -> bool:
+    if isinstance(value, torch.device):
+        return value.type == "cuda"
+    return isinstance(value, str) and value.split(":")[0].strip() == "cuda"
+
+
+class CudaSurvey(TorchFunctionMode):
+    """Records the user lines that ask for CUDA, and keeps what they ask for on the cpu.
+
+    `.cuda()`, `.to("cuda")` and `device="cuda"` on tensors (torch functions) and Modules
+    (patched while the survey is active) run on the cpu instead; `lines` maps each line
+    of the user's file that asked to what it asked. Used only where CUDA is missing, to
+    see the hard-coded lines after the first one that raised."""
+
+    def __init__(self, user_file: str) -> None:
+        super().__init__()
+        self.user_file = user_file
+        self.lines: dict[int, str] = {}
+        self._saved: list[tuple[str, Any]] = []
+
+    def _record(self, what: str) -> None:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self.user_file:
+                self.lines.setdefault(frame.f_lineno, what)
+                return
+            frame = frame.f_back  # type: ignore[assignment]
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        name = getattr(func, "__name__", "")
+        if name == "cuda" and args and isinstance(args[0], torch.Tensor):
+            self._record(".cuda()")
+            return args[0]
+        if name == "to" and any(_is_cuda(a) for a in args[1:]):
+            self._record('.to("cuda")')
+            args = tuple("cpu" if _is_cuda(a) else a for a in args)
+        if _is_cuda(kwargs.get("device")):
+            self._record(f'{name}(device="cuda")')
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
+
+    def __enter__(self) -> CudaSurvey:
+        module_cls = torch.nn.Module
+        original_cuda, original_to = module_cls.cuda, module_cls.to
+        survey = self
+
+        def cuda(module: torch.nn.Module, device: Any = None) -> torch.nn.Module:
+            survey._record("Module.cuda()")
+            return module
+
+        def to(module: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
+            if any(_is_cuda(a) for a in args) or _is_cuda(kwargs.get("device")):
+                survey._record('Module.to("cuda")')
+                args = tuple("cpu" if _is_cuda(a) else a for a in args)
+                if _is_cuda(kwargs.get("device")):
+                    kwargs["device"] = "cpu"
+            return original_to(module, *args, **kwargs)
+
+        self._saved = [("cuda", original_cuda), ("to", original_to)]
+        module_cls.cuda = cuda  # type: ignore[method-assign,assignment]
+        module_cls.to = to  # type: ignore[method-assign,assignment]
+        return super().__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: Any) -> None:
+        for name, value in self._saved:
+            setattr(torch.nn.Module, name, value)
+        super().__exit__(*exc)
+
+
 def warm_up() -> None:
     """Run one meta op under the mode, mixing devices once.
 
@@ -256,4 +327,4 @@ def to_device(value: Any, device: str) -> Any:
     return value
 
 
-__all__ = ["CreationTracer", "DeviceMixError", "DeviceMixMode", "is_cuda_unavailable_error", "is_device_error", "to_device", "warm_up"]
+__all__ = ["CreationTracer", "CudaSurvey", "DeviceMixError", "DeviceMixMode", "is_cuda_unavailable_error", "is_device_error", "to_device", "warm_up"]

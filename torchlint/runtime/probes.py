@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from torchlint.runtime.devices import (
-    CreationTracer, DeviceMixError, DeviceMixMode, is_cuda_unavailable_error, is_device_error, to_device,
+    CreationTracer, CudaSurvey, DeviceMixError, DeviceMixMode, is_cuda_unavailable_error, is_device_error, to_device,
 )
 from torchlint.runtime.construct import attempts
 from torchlint.runtime.inputs import Candidate, NoInput, from_expression, synthesise
@@ -250,6 +250,8 @@ class ClassProber:
         self.device = device or ("cuda" if torch.cuda.is_available() else "meta")
         self.mix_mode = mix_mode
         self.built_with = ""  # how the instance was built, for the detail
+        self._thunk: Any = None  # builds the instance again (TL403's survey)
+        self._cuda_lines: dict[int, str] | None = None
         self.construct_tried: list[str] = []
         self.namespace = namespace
         self.user_file = user_file
@@ -302,6 +304,7 @@ class ClassProber:
                 self.construct_from_config = True
                 return
             self._built(instance, "the configured expression")
+            self._thunk = lambda: eval(self.construct_expression, scope)  # noqa: S307
             return
         failures: list[tuple[str, BaseException]] = []
         for source, description, thunk in attempts(self.cls, self.namespace, self.recipes, "cpu"):
@@ -314,6 +317,7 @@ class ClassProber:
                 if _INIT_ERROR.search(str(exc)) or "super(type, obj)" in str(exc) or is_cuda_unavailable_error(exc):
                     # the class's own error shows through any arguments
                     self.construct_error = exc
+                    self._thunk = thunk
                     self.construct_tried = [d for d, _ in failures]
                     return
                 continue
@@ -321,6 +325,7 @@ class ClassProber:
                 failures.append((description, TypeError(f"it gave a {type(instance).__name__}, not a {self.cls.__name__}")))
                 continue
             self._built(instance, description)
+            self._thunk = thunk
             return
         self.construct_tried = [d for d, _ in failures]
         missing = self._required_constructor_args()
@@ -606,7 +611,45 @@ class ClassProber:
         raised = self._user_line(exc)
         if raised is None or line is None or end_line is None or line <= raised <= end_line:
             return CONFIRMED, f"{stage} without CUDA: {short_error(exc)}"
+        # the lines after the first never ran: run again with CUDA requests recorded and
+        # kept on the cpu, to see whether this line asks for CUDA too
+        asked = [(n, what) for n, what in self._cuda_survey().items() if line <= n <= end_line]
+        if asked:
+            return CONFIRMED, (f"line {asked[0][0]} asks for CUDA ({asked[0][1]}), seen with CUDA requests kept "
+                               f"on the cpu; without CUDA line {raised} raised first: {short_error(exc)}")
         return SKIPPED, f"{stage} at line {raised} before this line ran: {short_error(exc)}"
+
+    def _cuda_survey(self) -> dict[int, str]:
+        """Lines of the user's file that ask for CUDA while the Module is built and run once
+        with every such request recorded and kept on the cpu."""
+        if self._cuda_lines is not None:
+            return self._cuda_lines
+        self._cuda_lines = {}
+        if self._thunk is None:
+            return self._cuda_lines
+        survey = CudaSurvey(self.user_file)
+        try:
+            with torch.no_grad(), survey:
+                model = self._thunk()
+                if isinstance(model, nn.Module):
+                    report = self.forward_report
+                    candidates = [report.candidate] if report is not None and report.candidate else []
+                    if not candidates:
+                        candidates = synthesise(model, [])[:4]
+                    for candidate in candidates:
+                        try:
+                            model(*candidate.args)
+                            break
+                        except StepTimeout:
+                            raise
+                        except Exception:
+                            continue
+        except StepTimeout:
+            raise
+        except (Exception, SystemExit):
+            pass
+        self._cuda_lines = dict(survey.lines)
+        return self._cuda_lines
 
     def construction_blocker(self, code: str, line: int | None = None, end_line: int | None = None) -> Verdict | None:
         """The verdict when construction did not give an instance (or gave a broken one).
