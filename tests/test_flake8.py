@@ -109,3 +109,27 @@ def test_pyproject_selection_applies_under_flake8(project: Path) -> None:
     (project / "pyproject.toml").write_text('[tool.torchlint]\nignore = ["TL303"]\n')
     done = flake8("--select", "TL", "model.py", cwd=project)
     assert codes(done.stdout) == ["TL104", "TL104"]
+
+
+def test_plugin_answers_an_unchanged_file_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editors re-lint on every save: an unchanged buffer costs a hash and a read; a changed
+    one is checked again."""
+    from torchlint import flake8_plugin
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    path = str(tmp_path / "model.py")
+    lines = BAD.splitlines(keepends=True)
+    monkeypatch.delenv("TORCHLINT_NO_CACHE", raising=False)
+    first = list(flake8_plugin.TorchlintChecker(None, lines, path).run())
+    assert len(first) >= 3
+    assert list((tmp_path / ".torchlint_cache").glob("v1/*-src/*.json"))
+
+    def no_check(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unchanged file was checked again")
+
+    monkeypatch.setattr(flake8_plugin, "check_source", no_check)
+    assert list(flake8_plugin.TorchlintChecker(None, lines, path).run()) == first
+    monkeypatch.undo()
+    edited = [*lines, "\n\nclass Other(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(2, 2)\n"]
+    again = list(flake8_plugin.TorchlintChecker(None, edited, path).run())
+    assert len(again) == len(first) + 1

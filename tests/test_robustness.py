@@ -4,6 +4,7 @@ subprocess."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -13,6 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from torchlint import precheck as shapes
+from torchlint.engine import Options, check_source
 
 MODULE = """\
 import torch.nn as nn
@@ -252,3 +256,69 @@ def test_two_concurrent_runs_on_one_tree_agree(tree: Path) -> None:
         for done in runs:
             assert done.returncode == 1 and "error" not in done.stderr, done.stderr
             assert done.stdout == expected.stdout
+
+
+# ---- shapes that stall libcst's native parser: refused fast, never refused too early ----------
+
+SLOW_SHAPES = {
+    # name: (source for n, the limit it must respect)
+    "operator chain": (lambda n: "x = " + " + ".join(["a"] * n) + "\n", shapes.OPERATOR_CHAIN),
+    "operator chain over lines": (lambda n: "x = (\n    " + " +\n    ".join(["a"] * n) + "\n)\n",
+                                  shapes.OPERATOR_CHAIN),
+    "attribute chain": (lambda n: "x = a" + ".b" * n + "\n", shapes.TRAILER_CHAIN),
+    "method chain over lines": (lambda n: "x = (\n    a" + "\n    .b" * n + "\n)\n", shapes.TRAILER_CHAIN),
+    "subscript chain": (lambda n: "x = a" + "[0]" * n + "\n", shapes.TRAILER_CHAIN),
+    "and chain": (lambda n: "x = " + " and ".join(["a"] * n) + "\n", shapes.BOOLEAN_CHAIN),
+    "comparison chain": (lambda n: "x = " + " < ".join(["a"] * n) + "\n", shapes.COMPARISON_CHAIN),
+    "list literal": (lambda n: "x = [" + ", ".join(["1"] * n) + "]\n", shapes.LITERAL_SIZE),
+    "call arguments": (lambda n: "f(" + ", ".join(["a"] * n) + ")\n", shapes.LITERAL_SIZE),
+}
+ALL = Options(enabled=frozenset({"TL000", "TL101"}))
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_SHAPES))
+def test_slow_shape_just_over_the_limit_is_tl000(name: str) -> None:
+    make, limit = SLOW_SHAPES[name]
+    result = check_source(make(limit.threshold), "gen.py", ALL)
+    assert [d.code for d in result.diagnostics] == ["TL000"], result.diagnostics
+    message = result.diagnostics[0].message
+    assert "too slow to parse" in message and "exclude" in message, message
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_SHAPES))
+def test_slow_shape_just_under_the_limit_is_checked(name: str) -> None:
+    make, limit = SLOW_SHAPES[name]
+    source = ("import torch.nn as nn\n\nclass M(nn.Module):\n    def __init__(self):\n"
+              "        self.fc = nn.Linear(2, 2)\n" + make(limit.threshold - 1))
+    result = check_source(source, "gen.py", ALL)
+    assert [(d.code, d.line) for d in result.diagnostics] == [("TL101", 4)], result.diagnostics
+
+
+def test_ordinary_long_lines_and_docstrings_are_not_measured() -> None:
+    """The screen sends only files that could hold a long chain to `ast` (cheap for the rest)."""
+    prose = '"""' + "\n".join(f"* item {i}. See https://example.org/{i}." for i in range(500)) + '"""\n'
+    table = "URLS = {\n" + "".join(f"    'k{i}': 'https://example.org/a/b/c.d',\n" for i in range(300)) + "}\n"
+    for source in (prose, table):
+        data = source.encode()
+        assert not shapes._worth_measuring(source, data, data.translate(None, shapes._NON_BRACKETS), 1)
+    # a long line full of dots is measured, and a string is not a chain
+    assert shapes.measure(ast.parse("x = '" + "a.b " * 2000 + "'\n")) is None
+
+
+def test_a_file_that_stalls_the_parser_meets_the_deadline(tree: Path) -> None:
+    """A shape the precheck does not know (subscripts on their own lines) hits the per-file
+    deadline: TL000 for that file, and the other files are still checked."""
+    (tree / "stall.py").write_text("x = (a" + "\n    [0]" * 2500 + ")\n")
+    (tree / "model.py").write_text(MODULE)
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "torchlint.cli", "check", "--no-cache", "-j", "2", "stall.py", "model.py"],
+        cwd=tree, check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TORCHLINT_FILE_DEADLINE": "1"},
+    )
+    elapsed = time.monotonic() - start
+    lines = findings(done)
+    assert done.returncode == 1, done.stderr
+    assert any(line.startswith("stall.py:1:1: TL000 took longer than 1 s") for line in lines), lines
+    assert any(line.startswith("model.py:") and " TL104 " in line for line in lines), lines
+    assert elapsed < 60  # generous: the parse alone would take minutes

@@ -154,3 +154,49 @@ def summary_to_json(summary: ModuleSummary) -> dict[str, Any]:
 def summary_from_json(raw: dict[str, Any]) -> ModuleSummary:
     classes = {n: ClassSummary(n, list(v[0]), set(v[1])) for n, v in raw["classes"].items()}
     return ModuleSummary(raw["module"], dict(raw["imports"]), classes, bool(raw.get("is_package")))
+
+
+class SourceCache:
+    """Findings keyed by (path, content): the flake8 door's cache, where the file's text comes
+    from flake8 (maybe an unsaved editor buffer) and the findings depend on nothing else.
+
+    An unchanged file costs a hash and one small read; entries live beside the CLI's, under
+    `v1/<settings key>-src/`.
+    """
+
+    def __init__(self, directory: Path, key: str) -> None:
+        self.results = directory / FORMAT / f"{key}-src"
+        self.enabled = True
+        try:
+            self.results.mkdir(parents=True, exist_ok=True)
+            gitignore = directory / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("# created by torchlint\n*\n")
+        except OSError:
+            self.enabled = False
+
+    def _entry_path(self, path: str, source: str) -> Path:
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(os.path.abspath(path).encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+        digest.update(source.encode("utf-8", "surrogatepass"))
+        return self.results / f"{digest.hexdigest()}.json"
+
+    def get(self, path: str, source: str) -> list[Diagnostic] | None:
+        if not self.enabled:
+            return None
+        entry = _read_json(self._entry_path(path, source))
+        if not isinstance(entry, list):
+            return None
+        try:
+            return [_diag_from_json(d) for d in entry]
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
+
+    def put(self, path: str, source: str, diagnostics: list[Diagnostic]) -> None:
+        if not self.enabled:
+            return
+        try:
+            _write_json(self._entry_path(path, source), [_diag_to_json(d) for d in diagnostics])
+        except (OSError, TypeError, ValueError):
+            pass

@@ -92,11 +92,6 @@ def _validate_codes(values: list[str] | None, flag: str) -> None:
             raise UsageError(f"{flag}: unknown rule code {value!r} (see `torchlint rules`)")
 
 
-def _config_key(config: Config) -> str:
-    """The parts of the configuration that change findings (per-file ignores apply later)."""
-    return repr((config.module_bases, config.max_file_size))
-
-
 def _per_file_ignored(d: Diagnostic, config: Config) -> bool:
     if not config.per_file_ignores:
         return False
@@ -147,14 +142,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     cache = None
     if not args.no_cache:
         cache_dir = Path(args.cache_dir) if args.cache_dir else root / ".torchlint_cache"
-        cache = Cache(cache_dir, settings_key(options, _config_key(config)))
+        cache = Cache(cache_dir, settings_key(options, config.findings_key()))
     project_files, _ = discover([str(root)], [*config.exclude, *config.extend_exclude], root)
     index_files = sorted(set(project_files) | set(files))
-    index = build_index(index_files, tuple(config.module_bases), max_size, cache)
+    jobs = args.jobs or os.cpu_count() or 1
+    index = build_index(index_files, tuple(config.module_bases), max_size, cache, jobs)
     fix_mode = None
     if args.fix or args.diff:
         fix_mode = FixMode(unsafe=args.unsafe_fixes, write=not args.diff)
-    jobs = args.jobs or os.cpu_count() or 1
     outcomes = run(files, options, index, jobs, fix_mode, cache)
 
     diagnostics: list[Diagnostic] = []

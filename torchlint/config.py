@@ -44,6 +44,10 @@ class Config:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    def findings_key(self) -> str:
+        """The settings that change findings, for cache keys (per-file ignores apply later)."""
+        return repr((self.module_bases, self.max_file_size))
+
 
 _LIST_OF_STR = {"select", "extend-select", "ignore", "exclude", "extend-exclude", "module-bases"}
 _KNOWN = _LIST_OF_STR | {"per-file-ignores", "max-file-size", "runtime"}

@@ -14,19 +14,26 @@ import stat
 import sys
 import tokenize
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 import libcst as cst
 
+from torchlint import precheck as shapes
 from torchlint.context import FileContext
 from torchlint.diagnostic import Diagnostic, Edit, Fix
 from torchlint.positions import Span, compute_spans
 from torchlint.project import ProjectIndex, module_name_for, summarize
 from torchlint.registry import TL000, all_rules
 from torchlint.rule import (
-    DeleteLine, InsertAfter, InsertBefore, InsertLineAfter, InsertLineBefore, PendingFinding,
-    PendingFix, Replace, Rule,
+    DeleteLine,
+    InsertAfter,
+    InsertBefore,
+    InsertLineAfter,
+    InsertLineBefore,
+    PendingFinding,
+    PendingFix,
+    Replace,
+    Rule,
 )
 from torchlint.suppress import is_suppressed, skip_file
 from torchlint.walk import FlatTree, set_current_tree, speed_up_node_checks
@@ -34,12 +41,6 @@ from torchlint.walk import FlatTree, set_current_tree, speed_up_node_checks
 speed_up_node_checks()
 
 DEFAULT_MAX_FILE_SIZE = 1_000_000
-# CPython itself refuses more than 200 nested brackets; libcst's native parser crashes the
-# process at about 1,100, and on operator chains of a few thousand terms.
-MAX_NESTING = 200
-_BRACKETS = {ord("("): 1, ord("["): 1, ord("{"): 1, ord(")"): -1, ord("]"): -1, ord("}"): -1}
-_BRACKET_TABLE = bytes.maketrans(b"([{)]}", b"([{)]}")
-_NON_BRACKETS = bytes(b for b in range(256) if b not in b"([{)]}")
 
 
 @dataclass(frozen=True)
@@ -91,27 +92,11 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def precheck(source: str, path: str) -> None:
-    """Refuse, cheaply, input that would crash or stall the native parser."""
-    if "\x00" in source:
-        raise CannotCheck("cannot parse: file contains a NUL byte (binary file?)")
-    data = source.encode("utf-8", "surrogatepass")
-    brackets = data.translate(None, _NON_BRACKETS)
-    deepest = max(accumulate(map(_BRACKETS.__getitem__, brackets)), default=0)
-    risky = deepest > MAX_NESTING or len(brackets) > 20_000 and deepest > 50
-    if not risky:
-        # long operator chains nest as deeply as brackets do
-        longest = max(map(len, source.splitlines()), default=0)
-        risky = longest > 5_000 or len(data) > 200_000
-    if risky:
-        # CPython's own parser has limits (200 nested brackets, recursion depth) and fails
-        # cleanly where libcst's native parser would crash: ask it first.
-        try:
-            ast.parse(source, path)
-        except SyntaxError as exc:
-            if "too many nested" in str(exc) or "too complex" in str(exc):
-                raise CannotCheck(f"nested too deeply for the parser: {exc.msg}", exc.lineno or 1) from None
-        except (RecursionError, MemoryError):
-            raise CannotCheck("nested too deeply for the parser (expression too complex)") from None
+    """Refuse, cheaply, input that would crash or stall the native parser (see precheck.py)."""
+    try:
+        shapes.precheck(source, path)
+    except shapes.Refused as exc:
+        raise CannotCheck(str(exc), exc.line) from None
 
 
 def parse(source: str) -> cst.Module:
@@ -282,6 +267,7 @@ def rule_classes(enabled: frozenset[str]) -> list[type[Rule]]:
 def check_source(source: str, path: str, options: Options, index: ProjectIndex | None = None,
                  module_name: str | None = None, is_package: bool | None = None) -> FileResult:
     """Check one file's decoded source. Never raises for bad input: it becomes TL000."""
+    _raise_recursion_limit()  # what the precheck lets through must also be walked (flake8 too)
     result = FileResult(path, source=source)
     if skip_file(source):
         return result
@@ -431,5 +417,6 @@ def content_digest(data: bytes) -> str:
 
 
 def _raise_recursion_limit() -> None:
+    """Room for the deepest trees the precheck accepts (libcst's codegen recurses)."""
     if sys.getrecursionlimit() < 6000:
         sys.setrecursionlimit(6000)

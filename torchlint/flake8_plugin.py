@@ -3,6 +3,10 @@
 flake8 hands us `lines` (also how editors pass an unsaved buffer on stdin) and `filename`;
 its `ast` tree is of no use to a libcst engine. `# noqa` is left to flake8 so that
 `--disable-noqa` keeps working. Syntax errors never reach us: flake8 reports E999 itself.
+
+Editors re-run flake8 on every save, so findings are cached by (path, content) in the project's
+`.torchlint_cache/` (when the file belongs to a project with a pyproject.toml): an unchanged
+file costs a hash and a read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from torchlint import __version__
+from torchlint.cache import SourceCache, settings_key
 from torchlint.config import Config, ConfigError, find_pyproject, load_config
+from torchlint.diagnostic import Diagnostic
 from torchlint.engine import Options, check_source
 from torchlint.registry import matches, select_codes
 
@@ -50,12 +56,31 @@ class TorchlintChecker:
         if len(source.encode("utf-8", "surrogatepass")) > config.max_file_size:
             yield (1, 0, f"TL000 file is larger than max-file-size ({config.max_file_size:,} bytes); not checked", type(self))
             return
-        result = check_source(source, filename, options)
+        diagnostics = _check(source, filename, options, config)
         rel = filename
-        for d in result.diagnostics:
+        for d in diagnostics:
             if config.per_file_ignores and _ignored(rel, d.code, config):
                 continue
             yield (d.line, d.col - 1, f"{d.code} {d.message}", type(self))
+
+
+def _check(source: str, filename: str, options: Options, config: Config) -> list[Diagnostic]:
+    cache = _cache_for(config.root, settings_key(options, config.findings_key()))
+    if cache is not None:
+        hit = cache.get(filename, source)
+        if hit is not None:
+            return hit
+    result = check_source(source, filename, options)
+    if cache is not None and not result.errors:
+        cache.put(filename, source, result.diagnostics)
+    return result.diagnostics
+
+
+@lru_cache(maxsize=16)
+def _cache_for(root: Path | None, key: str) -> SourceCache | None:
+    if root is None or os.environ.get("TORCHLINT_NO_CACHE"):
+        return None
+    return SourceCache(root / ".torchlint_cache", key)
 
 
 def _ignored(filename: str, code: str, config: Config) -> bool:

@@ -4,6 +4,7 @@ worker processes, so that a parser crash costs one file and never the run."""
 from __future__ import annotations
 
 import difflib
+import faulthandler
 import multiprocessing
 import os
 import stat
@@ -17,13 +18,34 @@ from pathlib import Path
 from torchlint.cache import Cache, summary_from_json, summary_to_json
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import (
-    CannotCheck, FileResult, Options, cannot_check, check_file, check_notebook, check_source, decode,
-    notebook_source, to_cells,
+    CannotCheck,
+    FileResult,
+    Options,
+    cannot_check,
+    check_file,
+    check_notebook,
+    check_source,
+    decode,
+    notebook_source,
+    to_cells,
 )
 from torchlint.fix import fix_source
 from torchlint.project import ModuleSummary, ProjectIndex, module_name_for, summarize
 
 CHUNK = 8
+# No file may keep a run busy for longer than this (seconds): the precheck refuses the shapes
+# known to stall the parser, and this deadline catches whatever it misses.
+DEFAULT_FILE_DEADLINE = 5.0
+_TIMEOUT_MARK = "Timeout ("  # what faulthandler writes when the deadline expires
+
+
+def file_deadline() -> float:
+    """The per-file deadline; TORCHLINT_FILE_DEADLINE (seconds) overrides it."""
+    try:
+        value = float(os.environ.get("TORCHLINT_FILE_DEADLINE", DEFAULT_FILE_DEADLINE))
+    except ValueError:
+        return DEFAULT_FILE_DEADLINE
+    return value if value > 0 else DEFAULT_FILE_DEADLINE
 
 
 @dataclass(frozen=True)
@@ -63,45 +85,112 @@ def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
 
 
 def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int,
-                cache: Cache | None = None) -> ProjectIndex:
+                cache: Cache | None = None, jobs: int = 1) -> ProjectIndex:
     """Index every file of the project (cheap: regular expressions, no parse); summaries of
-    files whose mtime and size did not change come from the cache."""
+    files whose mtime and size did not change come from the cache, the rest are scanned in
+    `jobs` processes when there are many."""
     index = ProjectIndex(module_bases=module_bases)
     stored = cache.load_summaries() if cache is not None else {}
     fresh: dict[str, list] = {}
+    keys: dict[str, list[int]] = {}
+    summaries: dict[str, ModuleSummary | None] = {}
     for path in files:
         try:
             stat = os.stat(path)
         except OSError:
             continue
-        key = [stat.st_mtime_ns, stat.st_size]
+        key = keys[path] = [stat.st_mtime_ns, stat.st_size]
         entry = stored.get(path)
-        summary = None
         if isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
             try:
-                summary = summary_from_json(entry[1])
+                summaries[path] = summary_from_json(entry[1])
             except (KeyError, TypeError, ValueError, IndexError):
-                summary = None
-        if summary is None:
-            summary = summarize_file(path, max_size)
+                pass
+    todo = [p for p in keys if p not in summaries]
+    summaries.update(_summarize_all(todo, max_size, jobs))
+    for path in keys:
+        summary = summaries.get(path)
         if summary is not None:
             index.add(summary)
-            fresh[path] = [key, summary_to_json(summary)]
+            fresh[path] = [keys[path], summary_to_json(summary)]
     if cache is not None and fresh != stored:
         cache.save_summaries(fresh)
     return index
+
+
+PARALLEL_INDEX_MIN = 200  # below this many files, forking workers costs more than it saves
+
+
+def _summarize_all(paths: list[str], max_size: int, jobs: int) -> dict[str, ModuleSummary | None]:
+    if jobs <= 1 or len(paths) < PARALLEL_INDEX_MIN:
+        return {p: summarize_file(p, max_size) for p in paths}
+    size = max(16, len(paths) // (jobs * 4))
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    out: dict[str, ModuleSummary | None] = {}
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
+            for part in pool.map(_summarize_chunk, chunks, [max_size] * len(chunks)):
+                out.update(part)
+    except BrokenProcessPool:
+        return {p: summarize_file(p, max_size) for p in paths}
+    return out
+
+
+def _summarize_chunk(paths: list[str], max_size: int) -> dict[str, ModuleSummary | None]:
+    return {p: summarize_file(p, max_size) for p in paths}
 
 
 # ---- worker side -----------------------------------------------------------------------------
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(options: Options, index: ProjectIndex, fix_mode: FixMode | None) -> None:
-    if sys.getrecursionlimit() < 6000:
-        sys.setrecursionlimit(6000)
+def _init_worker(options: Options, index: ProjectIndex, fix_mode: FixMode | None,
+                 watch_dir: str | None = None, deadline: float = DEFAULT_FILE_DEADLINE) -> None:
     _WORKER["options"] = options
     _WORKER["index"] = index
     _WORKER["fix"] = fix_mode
+    _WORKER["watch"] = _Watch(watch_dir, deadline) if watch_dir else None
+
+
+class _Watch:
+    """The worker's deadline for one file at a time.
+
+    Before each file, its path goes to this worker's file in the run's watch directory and a
+    watchdog is armed; faulthandler's watchdog is a C thread that needs no GIL, so it fires even
+    while the native parser holds it: it appends a traceback to the watch file and ends the
+    process. The main process then reads which file was being checked, and why it died.
+    """
+
+    def __init__(self, directory: str, deadline: float) -> None:
+        self.handle = open(os.path.join(directory, f"{os.getpid()}.watch"), "w", encoding="utf-8")
+        self.deadline = deadline
+
+    def start(self, path: str) -> None:
+        data = (path + "\n").encode("utf-8", "surrogateescape")
+        fd = self.handle.fileno()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        self.handle.seek(len(data))
+        faulthandler.dump_traceback_later(self.deadline, exit=True, file=self.handle)
+
+    def stop(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
+        os.ftruncate(self.handle.fileno(), 0)
+
+
+def _in_flight(watch_dir: str) -> dict[str, bool]:
+    """The files the workers of a broken pool were checking -> whether the deadline killed it."""
+    found: dict[str, bool] = {}
+    for name in os.listdir(watch_dir):
+        try:
+            with open(os.path.join(watch_dir, name), encoding="utf-8", errors="surrogateescape") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        path, _, rest = text.partition("\n")
+        if path:
+            found[path] = found.get(path, False) or _TIMEOUT_MARK in rest
+    return found
 
 
 def _strip(result: FileResult) -> FileResult:
@@ -177,8 +266,11 @@ def _run_chunk(paths: list[str]) -> list[FileOutcome]:
     options = _WORKER["options"]
     index = _WORKER["index"]
     fix_mode = _WORKER["fix"]
+    watch = _WORKER.get("watch")
     out = []
     for path in paths:
+        if isinstance(watch, _Watch):
+            watch.start(path)
         try:
             out.append(process_file(path, options, index, fix_mode))  # type: ignore[arg-type]
         except RecursionError:
@@ -189,6 +281,9 @@ def _run_chunk(paths: list[str]) -> list[FileOutcome]:
             result = FileResult(path)
             result.errors.append(f"{path}: internal error: {type(exc).__name__}: {exc}")
             out.append(FileOutcome(result))
+        finally:
+            if isinstance(watch, _Watch):
+                watch.stop()
     return out
 
 
@@ -233,34 +328,72 @@ def _run_pool(files: list[str], options: Options, index: ProjectIndex, jobs: int
             return os.path.getsize(p)
         except OSError:
             return 0
-    ordered = sorted(files, key=size, reverse=True)  # big files first: better balance
-    chunk = max(1, min(CHUNK, len(ordered) // (jobs * 4) or 1))
-    chunks = [ordered[i:i + chunk] for i in range(0, len(ordered), chunk)]
     outcomes: dict[str, FileOutcome] = {}
-    crashed: list[list[str]] = []
-    init_args = (options, index, fix_mode)
+    deadline = file_deadline()
+    with tempfile.TemporaryDirectory(prefix="torchlint-watch-") as watch_dir:
+        init_args = (options, index, fix_mode, watch_dir, deadline)
+        todo = sorted(files, key=size, reverse=True)  # big files first: better balance
+        while todo:
+            suspects = _pool_pass(todo, jobs, init_args, outcomes)
+            if not suspects:
+                break
+            # A worker died: the deadline expired (the watch file says so), or the native
+            # parser crashed the process. Files that were in flight are suspects: each is
+            # retried alone in a fresh process; the rest go to a new pool.
+            for path, timed_out in suspects.items():
+                if path in outcomes:
+                    continue
+                outcomes[path] = _too_slow(path, deadline) if timed_out else _isolated(path, init_args, deadline)
+            todo = [p for p in todo if p not in outcomes]
+    return [outcomes[p] for p in files]
+
+
+def _pool_pass(todo: list[str], jobs: int, init_args: tuple, outcomes: dict[str, FileOutcome]) -> dict[str, bool]:
+    """Check files in one pool; on a worker's death, the files that were in flight."""
+    chunk = max(1, min(CHUNK, len(todo) // (jobs * 4) or 1))
+    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    broken = False
+    watch_dir = init_args[3]
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=_context(),
                              initializer=_init_worker, initargs=init_args) as pool:
-        futures = {pool.submit(_run_chunk, c): c for c in chunks}
+        futures = [pool.submit(_run_chunk, c) for c in chunks]
         for future in as_completed(futures):
             try:
                 for outcome in future.result():
                     outcomes[outcome.result.path] = outcome
             except BrokenProcessPool:
-                crashed.append(futures[future])
-    # A worker died (the native parser can crash the process): retry those files one by
-    # one, each in a fresh process, and report the one that kills it.
-    for path in [p for c in crashed for p in c if p not in outcomes]:
-        outcomes[path] = _isolated(path, init_args)
-    return [outcomes[p] for p in files]
+                broken = True
+    if not broken:
+        return {}
+    suspects = {p: t for p, t in _in_flight(watch_dir).items() if p not in outcomes}
+    for name in os.listdir(watch_dir):
+        os.unlink(os.path.join(watch_dir, name))
+    if not suspects:
+        # nothing recorded (a worker died before its first file): isolate the rest one by one
+        suspects = {p: False for p in todo if p not in outcomes}
+    return suspects
 
 
-def _isolated(path: str, init_args: tuple) -> FileOutcome:
+def _too_slow(path: str, deadline: float) -> FileOutcome:
+    result = FileResult(path)
+    result.diagnostics.append(cannot_check(path, CannotCheck(
+        f"took longer than {deadline:g} s to check (the parser stalls on some shape in this file); "
+        "exclude it (extend-exclude in [tool.torchlint]) if it is generated"
+    )))
+    return FileOutcome(result)
+
+
+def _isolated(path: str, init_args: tuple, deadline: float) -> FileOutcome:
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=_context(),
                                  initializer=_init_worker, initargs=init_args) as pool:
             return pool.submit(_run_chunk, [path]).result()[0]
     except BrokenProcessPool:
+        timed_out = _in_flight(init_args[3]).get(path, False)
+        for name in os.listdir(init_args[3]):
+            os.unlink(os.path.join(init_args[3], name))
+        if timed_out:
+            return _too_slow(path, deadline)
         result = FileResult(path)
         result.diagnostics.append(cannot_check(path, CannotCheck("cannot parse: the parser crashed on this file")))
         return FileOutcome(result)
