@@ -40,7 +40,7 @@ def test_summary_counts_and_names_the_config_key() -> None:
     assert text.startswith("runtime: 8 findings checked: 1 confirmed, 1 not-reproduced, 5 skipped, 1 error")
     assert "5 skipped: 2 need constructor arguments (add [tool.torchlint.runtime.construct] entries: Head)" in text
     assert "1 need forward inputs (add [tool.torchlint.runtime.inputs] entries: Mixer)" in text
-    assert "1 failed to build (add [tool.torchlint.runtime.construct] entries: Decoder)" in text
+    assert "1 raised while being built," in text
     assert "1 for other reasons" in text  # only the top three reasons are named
     assert "\n" not in text
 

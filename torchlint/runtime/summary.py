@@ -28,8 +28,8 @@ _REASONS: tuple[tuple[re.Pattern[str], str, str], ...] = (
      "stopped by an earlier error in the same class (fix that one first)", ""),
     (re.compile(r"^needs constructor arguments"), "need constructor arguments",
      "[tool.torchlint.runtime.construct]"),
-    (re.compile(r"^construction failed|^could not build"), "failed to build",
-     "[tool.torchlint.runtime.construct]"),
+    # no arguments needed, yet `Class()` raised: the class's own code failed (see the detail)
+    (re.compile(r"^construction failed|^could not build"), "raised while being built", ""),
     (re.compile(r"no synthesised input fits|^no input|forward needs \d+ arguments|^forward failed on cpu"),
      "need forward inputs", "[tool.torchlint.runtime.inputs]"),
     (re.compile(r"not checkable on|\.to\('\w+'\) failed"), "cannot run on the probe device", ""),
