@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install fuzz bench corpus-check clean
+.PHONY: demo test install fuzz bench corpus-check primer clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: $(STAMP)
 # Every fix applied to copies of timm and transformers: must still parse and compile.
 corpus-check: $(STAMP)
 	$(BIN)/python scripts/corpus_check.py
+
+# Precision on real code: pinned research packages and the library corpus against the triaged
+# snapshot benchmarks/primer/findings.txt, plus every fix applied to copies (downloads; cache in
+# ~/.cache/torchlint-primer). `make primer PRIMER_ARGS=--update` rewrites the snapshot.
+primer: $(STAMP)
+	$(BIN)/python scripts/primer.py $(PRIMER_ARGS)
 
 clean:
 	rm -rf $(VENV) .torchlint_cache .bench build *.egg-info

@@ -267,3 +267,26 @@ def test_cli_checks_and_fixes_a_notebook(tmp_path) -> None:
     assert after["cells"][2]["outputs"] == [OUTPUT]
     assert "nn.ModuleList(" in "".join(after["cells"][2]["source"])
     assert path.read_text(encoding="utf-8").count("\n") == text.count("\n")  # Jupyter's layout kept
+
+
+def test_max_file_size_applies_to_the_code_of_the_cells_not_to_the_json(tmp_path) -> None:
+    """A notebook of several MB is mostly embedded images: its few KB of code are checked;
+    code over the limit is TL000, and the JSON itself only has a far larger cap."""
+    from torchlint.engine import check_file
+    from torchlint.runner import summarize_file
+
+    image = {"data": {"image/png": "iVBORw0KGgo" * 300_000, "text/plain": ["<Figure>"]},
+             "metadata": {}, "output_type": "display_data"}
+    path = tmp_path / "figures.ipynb"
+    path.write_text(notebook(code(lines(MODEL), [image])), encoding="utf-8")
+    assert path.stat().st_size > 3_000_000
+    options = Options(enabled=ALL, max_file_size=100_000)
+    found = check_file(str(path), options).diagnostics
+    assert {d.code for d in found} == {"TL104", "TL303"}
+    assert summarize_file(str(path), 100_000) is not None  # the project index sees its classes
+
+    small = Options(enabled=ALL, max_file_size=200)
+    found = check_file(str(path), small).diagnostics
+    assert [d.code for d in found] == ["TL000"]
+    assert "code of the notebook's cells is larger than max-file-size (200 bytes)" in found[0].message
+    assert summarize_file(str(path), 200) is None

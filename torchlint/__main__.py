@@ -1,8 +1,5 @@
-"""`python -m torchlint ...`: the same as the `torchlint` command."""
-
-import sys
+"""`python -m torchlint ...` works like `torchlint ...`."""
 
 from torchlint.cli import main
 
-if __name__ == "__main__":
-    sys.exit(main())
+raise SystemExit(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import sys
 from importlib import resources
@@ -12,12 +11,12 @@ from typing import IO
 
 from torchlint import __version__
 from torchlint.cache import Cache, settings_key
-from torchlint.config import Config, ConfigError, find_pyproject, load_config
+from torchlint.config import Config, ConfigError, find_pyproject, load_config, per_file_ignored
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import Options
 from torchlint.files import discover, project_root
 from torchlint.output import FORMATS, emitters
-from torchlint.registry import TL000, all_rules, is_valid_pattern, matches, select_codes
+from torchlint.registry import TL000, all_rules, is_valid_pattern, select_codes
 from torchlint.runner import FixMode, build_index, run
 
 
@@ -60,20 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="show one rule's page")
     rule.add_argument("code")
+    sub.add_parser("server", help="run the language server on stdio (needs torchlint[server])")
     return parser
 
 
-def rule_page(code: str) -> str | None:
-    """The Markdown page of a rule, from the installed package (or the source tree)."""
+def rule_page_path(code: str) -> Path | None:
+    """Where a rule's Markdown page is: the installed package, or the source tree."""
     name = f"{code.upper()}.md"
     try:
         page = resources.files("torchlint.ruledocs").joinpath(name)
         if page.is_file():
-            return page.read_text("utf-8")
+            return Path(str(page))
     except (ModuleNotFoundError, FileNotFoundError, TypeError):
         pass
     fallback = Path(__file__).resolve().parent.parent / "rules" / name
-    return fallback.read_text("utf-8") if fallback.is_file() else None
+    return fallback if fallback.is_file() else None
+
+
+def rule_page(code: str) -> str | None:
+    """The Markdown page of a rule."""
+    path = rule_page_path(code)
+    return path.read_text("utf-8") if path is not None else None
 
 
 def cmd_rules(out: IO[str]) -> int:
@@ -92,19 +98,6 @@ def _validate_codes(values: list[str] | None, flag: str) -> None:
             raise UsageError(f"{flag}: unknown rule code {value!r} (see `torchlint rules`)")
 
 
-def _per_file_ignored(d: Diagnostic, config: Config) -> bool:
-    if not config.per_file_ignores:
-        return False
-    path = Path(d.path)
-    try:
-        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(config.root)).as_posix() if config.root else path.as_posix()
-    except ValueError:
-        rel = path.as_posix()
-    for glob, codes in config.per_file_ignores.items():
-        if fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(path.name, glob) or fnmatch.fnmatch(path.as_posix(), glob):
-            if matches(d.code, codes):
-                return True
-    return False
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -157,7 +150,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     applied = 0
     diffs: list[str] = []
     for outcome in outcomes:
-        diagnostics.extend(d for d in outcome.result.diagnostics if not _per_file_ignored(d, config))
+        diagnostics.extend(d for d in outcome.result.diagnostics if not per_file_ignored(d.path, d.code, config))
         errors.extend(outcome.result.errors)
         applied += outcome.applied
         if outcome.diff:
@@ -250,6 +243,19 @@ def _summary(diagnostics: list[Diagnostic], applied: int, args: argparse.Namespa
     return " ".join(parts) if parts else ""
 
 
+def cmd_server() -> int:
+    """The language server on stdio; exit 2 with how to install it when pygls is missing."""
+    try:
+        from torchlint.server import serve
+    except ImportError as exc:
+        raise UsageError(
+            f"the language server needs pygls ({exc.name or exc} is not installed): "
+            "pip install 'torchlint[server]'"
+        ) from None
+    serve()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -264,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "server":
+            return cmd_server()
         parser.print_help()
         return 2
     except (UsageError, ConfigError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from torchlint.engine import DEFAULT_MAX_FILE_SIZE
-from torchlint.registry import is_valid_pattern
+from torchlint.registry import is_valid_pattern, matches
 
 
 class ConfigError(Exception):
@@ -142,3 +143,21 @@ def _runtime(value: Any, where: Path) -> RuntimeConfig:
         else:
             raise ConfigError(f"{where}: [tool.torchlint.runtime] unknown key {key!r} (known: construct, inputs, timeout)")
     return runtime
+
+
+def per_file_ignored(path: str, code: str, config: Config) -> bool:
+    """Whether `per-file-ignores` hides `code` in `path` (globs match the path relative to the
+    project root, the file name, or the path as given)."""
+    if not config.per_file_ignores:
+        return False
+    given = Path(path)
+    try:
+        rel = (Path(os.path.realpath(given)).relative_to(os.path.realpath(config.root)).as_posix()
+               if config.root else given.as_posix())
+    except ValueError:
+        rel = given.as_posix()
+    return any(
+        (fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(given.name, glob) or fnmatch.fnmatch(given.as_posix(), glob))
+        and matches(code, codes)
+        for glob, codes in config.per_file_ignores.items()
+    )

@@ -341,16 +341,19 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
             result = FileResult(path)
             result.diagnostics.append(cannot_check(path, CannotCheck("cannot read: not a regular file")))
             return result
+        # a notebook's JSON is mostly outputs (embedded images): max-file-size applies to
+        # the code of its cells (checked in check_notebook), the JSON only has a hard cap
+        limit = notebook_json_limit(options.max_file_size) if path.endswith(".ipynb") else options.max_file_size
         with open(path, "rb") as handle:
-            data = handle.read(options.max_file_size + 1)
+            data = handle.read(limit + 1)
     except OSError as exc:
         result = FileResult(path)
         result.diagnostics.append(cannot_check(path, CannotCheck(f"cannot read: {exc.strerror or exc}")))
         return result
-    if len(data) > options.max_file_size:
+    if len(data) > limit:
         result = FileResult(path)
         result.diagnostics.append(cannot_check(
-            path, CannotCheck(f"file is larger than max-file-size ({options.max_file_size:,} bytes); not checked")))
+            path, CannotCheck(f"file is larger than max-file-size ({limit:,} bytes); not checked")))
         return result
     try:
         source, encoding = decode(data)
@@ -366,6 +369,16 @@ def check_file(path: str, options: Options, index: ProjectIndex | None = None,
     result.encoding = encoding
     result.digest = content_digest(data)
     return result
+
+
+def notebook_json_limit(max_file_size: int) -> int:
+    """How much notebook JSON is read at most: far more than the code it may hold."""
+    return max(max_file_size * 64, 256 * 1024 * 1024)
+
+
+def notebook_code_too_large(joined: Any, max_file_size: int) -> bool:
+    """Whether the code taken from a notebook's cells is over max-file-size."""
+    return len(joined.source.encode("utf-8", "surrogatepass")) > max_file_size
 
 
 def notebook_source(text: str, path: str) -> Any:
@@ -405,6 +418,12 @@ def check_notebook(text: str, path: str, options: Options, index: ProjectIndex |
     except CannotCheck as exc:
         result = FileResult(path, source=None)
         result.diagnostics.append(cannot_check(path, exc))
+        return result
+    if notebook_code_too_large(joined, options.max_file_size):
+        result = FileResult(path, source=None)
+        result.diagnostics.append(cannot_check(path, CannotCheck(
+            f"the code of the notebook's cells is larger than max-file-size ({options.max_file_size:,} bytes); "
+            "not checked")))
         return result
     result = check_source(joined.source, path, options, index, module_name, False)
     result.diagnostics = to_cells(result.diagnostics, joined)

@@ -19,10 +19,10 @@ from typing import Any
 
 from torchlint import __version__
 from torchlint.cache import SourceCache, settings_key
-from torchlint.config import Config, ConfigError, find_pyproject, load_config
+from torchlint.config import Config, ConfigError, find_pyproject, load_config, per_file_ignored
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import Options, check_source
-from torchlint.registry import matches, select_codes
+from torchlint.registry import select_codes
 
 
 @lru_cache(maxsize=64)
@@ -59,7 +59,7 @@ class TorchlintChecker:
         diagnostics = _check(source, filename, options, config)
         rel = filename
         for d in diagnostics:
-            if config.per_file_ignores and _ignored(rel, d.code, config):
+            if per_file_ignored(rel, d.code, config):
                 continue
             yield (d.line, d.col - 1, f"{d.code} {d.message}", type(self))
 
@@ -81,17 +81,3 @@ def _cache_for(root: Path | None, key: str) -> SourceCache | None:
     if root is None or os.environ.get("TORCHLINT_NO_CACHE"):
         return None
     return SourceCache(root / ".torchlint_cache", key)
-
-
-def _ignored(filename: str, code: str, config: Config) -> bool:
-    import fnmatch
-
-    path = Path(filename)
-    try:
-        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(config.root)).as_posix() if config.root else filename
-    except ValueError:
-        rel = filename
-    return any(
-        (fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(path.name, glob)) and matches(code, codes)
-        for glob, codes in config.per_file_ignores.items()
-    )

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchlint.packages import InstalledPackages, installed_packages, well_known
 from torchlint.torchnames import is_torch_module_qualname
 
 _CLASS_RE = re.compile(r"^([ \t]*)class[ \t]+(\w+)[ \t]*(?:\[[^\]\n]*\][ \t]*)?(?:\(([^()]*(?:\([^()]*\)[^()]*)*)\))?[ \t]*:", re.M)
@@ -23,6 +24,7 @@ _DEF_RE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _FORWARD_ASSIGN_RE = re.compile(r"^([ \t]+)(forward)[ \t]*(?::[^=\n]*)?=", re.M)
 _FROM_IMPORT_RE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*(?:\\\n[^\n#;]*)*)", re.M)
 _IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+([^\n#;]+)", re.M)
+_STAR_IMPORT_RE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+\*", re.M)
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*$")
 
 BUILTIN_NON_MODULE_BASES = frozenset(
@@ -50,6 +52,8 @@ class ModuleSummary:
     imports: dict[str, str]
     classes: dict[str, ClassSummary]
     is_package: bool = False
+    # absolute targets of `from X import *` (followed for installed packages only)
+    star_imports: list[str] = field(default_factory=list)
 
 
 def module_name_for(path: str | os.PathLike[str]) -> str:
@@ -68,6 +72,8 @@ def module_name_for(path: str | os.PathLike[str]) -> str:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas that are not inside brackets."""
+    if "(" not in text and "[" not in text and "{" not in text:
+        return [s.strip() for s in text.split(",") if s.strip()]
     out, depth, cur = [], 0, []
     for ch in text:
         if ch in "([{":
@@ -127,11 +133,12 @@ def summarize(source: str, module: str, is_package: bool = False) -> ModuleSumma
         add_import_aliases(imports, module, is_package, m.group(1), m.group(2))
     for m in _IMPORT_RE.finditer(source):
         add_import_aliases(imports, module, is_package, None, m.group(1))
+    star_imports = [resolve_relative(module, is_package, m.group(1)) for m in _STAR_IMPORT_RE.finditer(source)]
     events: list[tuple[int, int, str, str, str | None]] = []
     for m in _CLASS_RE.finditer(source):
         events.append((m.start(), len(m.group(1).expandtabs()), "class", m.group(2), m.group(3)))
     if not events:
-        return ModuleSummary(module, imports, {}, is_package)
+        return ModuleSummary(module, imports, {}, is_package, star_imports)
     for m in _DEF_RE.finditer(source):
         events.append((m.start(), len(m.group(1).expandtabs()), "def", m.group(2), None))
     for m in _FORWARD_ASSIGN_RE.finditer(source):
@@ -145,12 +152,13 @@ def summarize(source: str, module: str, is_package: bool = False) -> ModuleSumma
         owner = stack[-1][1] if stack else None
         if kind == "class":
             bases = []
-            for raw in _split_top(bases_text or ""):
+            for raw in _split_top(re.sub(r"#[^\n]*", "", bases_text or "")):
                 if "=" in raw or raw.startswith("*"):
                     continue
                 raw = raw.split("[", 1)[0].strip()
-                if _DOTTED.match(raw):
-                    bases.append(raw)
+                # a base the scan cannot name (`make_base(nn.Module)`) stays as an
+                # unresolvable entry: the class is then unknown, not "not a Module"
+                bases.append(raw if _DOTTED.match(raw) else "?")
             summary = ClassSummary(name, bases)
             classes.setdefault(name, summary)
             stack.append((indent, summary))
@@ -159,7 +167,7 @@ def summarize(source: str, module: str, is_package: bool = False) -> ModuleSumma
                 owner.methods.add(name)
             if kind == "def":
                 stack.append((indent, None))
-    return ModuleSummary(module, imports, classes, is_package)
+    return ModuleSummary(module, imports, classes, is_package, star_imports)
 
 
 class ProjectIndex:
@@ -174,16 +182,60 @@ class ProjectIndex:
         # memo keeps each answer's own dependencies so that a cached answer still counts
         self.touched: set[str] = set()
         self._status_deps: dict[str, frozenset[str]] = {}
+        # installed third-party packages (read lazily from their source, memoised per process)
+        self._packages: InstalledPackages | None = None
+        self._tops: frozenset[str] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_packages"] = None  # a worker process uses its own process-wide memo
+        return state
 
     def add(self, summary: ModuleSummary) -> None:
         self.modules[summary.module] = summary
         self._status.clear()
         self._status_deps.clear()
+        self._tops = None
+
+    # ---- installed packages --------------------------------------------------------------
+    @property
+    def packages(self) -> InstalledPackages:
+        if self._packages is None:
+            self._packages = installed_packages()
+        return self._packages
+
+    def _is_external(self, module: str) -> bool:
+        """A module outside the project (and outside torch): answered by installed packages."""
+        top = module.partition(".")[0]
+        if not top or top in ("torch", "builtins", "__main__"):
+            return False
+        if self._tops is None:
+            self._tops = frozenset(m.partition(".")[0] for m in self.modules)
+        return top not in self._tops
+
+    def _summary(self, module: str) -> ModuleSummary | None:
+        summary = self.modules.get(module)
+        if summary is None and self._is_external(module):
+            summary = self.packages.summary(module)
+        return summary
+
+    def prefetch_external(self) -> None:
+        """Resolve every project class's bases now, so that worker processes (forked after
+        this) find the installed packages' answers memoised instead of each reading them."""
+        for module, summary in list(self.modules.items()):
+            for cls in summary.classes.values():
+                for base in cls.bases:
+                    full = self.resolve_name(module, base)
+                    if full is not None and self._is_external(full):
+                        self.is_module(full)
 
     def fingerprint(self, module: str) -> str:
         """A stable digest of what the index knows of one module ("-" when absent)."""
         summary = self.modules.get(module)
         if summary is None:
+            # an installed package's module: its answers change with the package version
+            if self._is_external(module):
+                return f"pkg:{self.packages.stamp(module)}"
             return "-"
         parts = [repr(sorted(summary.imports.items()))]
         for name in sorted(summary.classes):
@@ -193,7 +245,7 @@ class ProjectIndex:
 
     def resolve_name(self, module: str, dotted: str) -> str | None:
         """Qualify a dotted name as written in `module` (through its imports and classes)."""
-        summary = self.modules.get(module)
+        summary = self._summary(module)
         head, _, rest = dotted.partition(".")
         if summary is not None:
             if head in summary.imports:
@@ -211,7 +263,7 @@ class ProjectIndex:
             return None
         module, _, name = qualname.rpartition(".")
         self.touched.add(module)
-        summary = self.modules.get(module)
+        summary = self._summary(module)
         if summary is None:
             # `pkg.mod.Class` reached through an attribute of an imported package
             return None
@@ -220,6 +272,17 @@ class ProjectIndex:
         target = summary.imports.get(name)
         if target and target != qualname:
             return self.find_class(target, depth + 1)
+        if module not in self.modules and depth < 4:
+            # an installed package's `from .models import *` re-exports (never the dummy
+            # placeholder classes some packages star-import when a dependency is missing)
+            for star in summary.star_imports:
+                if "dummy" in star.rpartition(".")[2] or star == module:
+                    continue
+                if star not in self.modules and not self.packages.may_define(star, name):
+                    continue
+                found = self.find_class(f"{star}.{name}", depth + 1)
+                if found is not None:
+                    return found
         return None
 
     def is_module(self, qualname: str | None) -> bool | None:
@@ -249,7 +312,8 @@ class ProjectIndex:
             return False
         found = self.find_class(qualname)
         if found is None:
-            return None
+            # a package that is not installed (or hides the class): the shipped table
+            return well_known(qualname) if self._is_external(qualname) else None
         canonical, summary = found
         module = canonical.rpartition(".")[0]
         if canonical in self.module_bases:

@@ -26,6 +26,8 @@ from torchlint.engine import (
     check_notebook,
     check_source,
     decode,
+    notebook_code_too_large,
+    notebook_json_limit,
     notebook_source,
     to_cells,
 )
@@ -69,16 +71,20 @@ def summarize_file(path: str, max_size: int) -> ModuleSummary | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
+        limit = notebook_json_limit(max_size) if path.endswith(".ipynb") else max_size
         with open(path, "rb") as handle:
-            data = handle.read(max_size + 1)
+            data = handle.read(limit + 1)
     except OSError:
         return None
-    if len(data) > max_size:
+    if len(data) > limit:
         return None
     try:
         text, _ = decode(data)
         if path.endswith(".ipynb"):
-            text = notebook_source(text, path).source
+            joined = notebook_source(text, path)
+            if notebook_code_too_large(joined, max_size):
+                return None
+            text = joined.source
     except CannotCheck:
         return None
     return summarize(text, module_name_for(path), path.endswith("__init__.py"))
@@ -115,6 +121,8 @@ def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int,
             fresh[path] = [keys[path], summary_to_json(summary)]
     if cache is not None and fresh != stored:
         cache.save_summaries(fresh)
+    # installed packages' bases, read once here rather than once per worker
+    index.prefetch_external()
     return index
 
 

@@ -13,13 +13,16 @@ from torchlint.context import (
     dotted_name, has_star_kwargs, is_self_attr, keyword_arg, positional_args, small_statements,
     statement_body,
 )
+from torchlint.kinds import (
+    holding, is_variable_call, loader_iterators, next_batch_names, scope_kinds, self_tensor_attrs, target_names,
+)
 from torchlint.rule import Case, InsertAfter, InsertBefore, PendingFix, Rule
 from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
     is_optional_tensor_annotation, is_tensor_annotation, scope_facts, scope_nodes, tensor_root,
-    torch_function, unpacked_batch,
+    is_loader_iterable, torch_function, unpacked_batch,
 )
-from torchlint.walk import children
+from torchlint.walk import children, descendants, find_all
 
 # --- shared helpers for this family -------------------------------------------------------
 
@@ -90,29 +93,65 @@ class DiscardedTensorMove(Rule):
     ]
 
     def visit_Expr(self, node: cst.Expr) -> None:
-        call = node.value
-        method = method_call(call, MOVE_METHODS)
-        if method is None:
+        value = node.value
+        if isinstance(value, cst.Tuple):
+            # `data.cuda(), target.cuda()`: both results discarded
+            calls = [e.value for e in value.elements]
+            if len(calls) < 2 or any(isinstance(e, cst.StarredElement) for e in value.elements):
+                return
+        else:
+            calls = [value]
+        moves = [self._discarded_move(call) for call in calls]
+        found = [m for m in moves if m is not None]
+        if not found:
             return
-        assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
-        receiver = call.func.value
-        if not isinstance(receiver, cst.Name):
+        context = class_name_context(self.ctx, self.ctx.enclosing_class())
+        if len(calls) > 1:
+            names = [m[0] for m in found]
+            fix = None
+            if len(found) == len(calls) and len(set(names)) == len(names):
+                fix = PendingFix("safe", (InsertBefore(value, f"{', '.join(names)} = "),),
+                                 f"assign: {', '.join(names)} = ...")
+            for name, shown, call in found:
+                self.report(call, f"{shown} returns a new tensor and the result is discarded (tensors are not "
+                                  f"moved in place); assign it: {', '.join(names)} = ...", fix=fix, context=context)
+                fix = None  # one fix for the statement
             return
-        scope = enclosing_scope(self.ctx)
-        if scope is None:
-            return
-        facts = scope_facts(self.ctx, scope)
-        name = receiver.value
-        if name not in facts.tensors or name in facts.modules:
-            return
-        shown = f"{name}.{method}(...)" if call.args else f"{name}.{method}()"
+        name, shown, call = found[0]
         self.report(
             call,
             f"{shown} returns a new tensor and the result is discarded (tensors are not moved "
             f"in place); assign it: {name} = {shown}",
             fix=PendingFix("safe", (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
-            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
+            context=context,
         )
+
+    def _discarded_move(self, call: cst.BaseExpression) -> tuple[str, str, cst.Call] | None:
+        """(name, shown text, call) for `x.to(...)` / `x.cuda()` ... on a name holding a tensor."""
+        method = method_call(call, MOVE_METHODS)
+        if method is None:
+            return None
+        assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+        receiver = call.func.value
+        shown = f"{method}(...)" if call.args else f"{method}()"
+        if isinstance(receiver, cst.Attribute):
+            # `self.mean.to(device)` where every assignment of self.mean is a plain tensor
+            owner = self.ctx.enclosing_method()
+            me = first_param(owner[1]) if owner is not None else None
+            attr = is_self_attr(receiver, me) if me is not None else None
+            if owner is None or attr is None or attr not in self_tensor_attrs(self.ctx, owner[0]):
+                return None
+            return f"{me}.{attr}", f"{me}.{attr}.{shown}", call
+        if not isinstance(receiver, cst.Name):
+            return None
+        scope = enclosing_scope(self.ctx)
+        if scope is None:
+            return None
+        name = receiver.value
+        held = holding(self.ctx, scope, name)
+        if held.kind not in ("tensor", "batch") or held.evidence == "single":
+            return None
+        return name, f"{name}.{shown}", call
 
 
 # --- TL402 ----------------------------------------------------------------------------------
@@ -213,28 +252,6 @@ class _ClassDevices:
                     args = positional_args(value)
                     if args and string_value(args[0].value):
                         self.tensors.add(string_value(args[0].value) or "")
-
-
-def reachable_methods(ctx, cls: cst.ClassDef, start: str) -> list[tuple[cst.FunctionDef, _MethodIndex]]:
-    """`start` and the methods of the class it calls as `self.<m>(...)`, transitively."""
-    methods = ctx.class_facts(cls).methods
-    out: list[tuple[cst.FunctionDef, _MethodIndex]] = []
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in methods:
-            continue
-        seen.add(name)
-        func = methods[name]
-        index = _MethodIndex(func)
-        out.append((func, index))
-        me = first_param(func)
-        for node in index.nodes:
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
-                    isinstance(node.func.value, cst.Name) and node.func.value.value == me:
-                todo.append(node.func.attr.value)
-    return out
 
 
 class _DeviceFlow:
@@ -494,6 +511,57 @@ class _DeviceFlow:
                 found = found or result
         return found
 
+    def rebound_state(self, top: cst.CSTNode) -> str | None:
+        """`h = torch.zeros(...)` whose every other binding is `h, c = self.cell(x, (h, c))` (or
+        `h = self.gru(x, h)`): a recurrent state passed to a submodule and rebound from its
+        outputs. Later calls get device tensors; the first gets the CPU one. Returns the
+        submodule's text."""
+        factory = self.index.up(top)
+        name = None
+        if isinstance(factory, cst.Element):  # `h, c = torch.zeros(...), torch.zeros(...)`
+            values = self.index.up(factory)
+            factory = self.index.up(values) if isinstance(values, cst.Tuple) else None
+            if isinstance(factory, cst.Assign) and len(factory.targets) == 1 and \
+                    isinstance(factory.targets[0].target, (cst.Tuple, cst.List)) and \
+                    isinstance(factory.value, cst.Tuple) and factory.value is values:
+                targets = factory.targets[0].target.elements
+                position = next(i for i, e in enumerate(values.elements) if e.value is top)
+                if len(targets) == len(values.elements) and isinstance(targets[position].value, cst.Name):
+                    name = targets[position].value.value
+        elif isinstance(factory, cst.Assign) and len(factory.targets) == 1 and \
+                isinstance(factory.targets[0].target, cst.Name):
+            name = factory.targets[0].target.value
+        if name is None or not isinstance(factory, cst.Assign):
+            return None
+        seen_factory, rebinds, callee = False, 0, None
+        for node in self.index.nodes:
+            if node is factory:
+                seen_factory = True
+            elif isinstance(node, cst.Assign) and any(name in _names_in_target(t.target) for t in node.targets):
+                submodule = self._state_call(node.value, name)
+                if not seen_factory or submodule is None:
+                    return None
+                rebinds += 1
+                callee = callee or submodule
+        if rebinds == 0 or rebinds + 1 != self.bindings.get(name, 0):
+            return None
+        return callee
+
+    def _state_call(self, value: cst.BaseExpression, name: str) -> str | None:
+        """The submodule text when `value` calls a submodule (`self.cell`, `self.cells[i]`) with
+        `name` as an argument, alone or in a tuple or list (`(h, c)`)."""
+        if not isinstance(value, cst.Call):
+            return None
+        func = value.func.value if isinstance(value.func, cst.Subscript) else value.func
+        if not self.is_submodule(func):
+            return None
+        for arg in value.args:
+            item = arg.value
+            items = [e.value for e in item.elements] if isinstance(item, (cst.Tuple, cst.List)) else [item]
+            if any(isinstance(i, cst.Name) and i.value == name for i in items):
+                return self.ctx.code_for(value.func)
+        return None
+
 
 _TENSOR_COMPARISONS = (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual, cst.Equal,
                        cst.NotEqual)
@@ -561,18 +629,66 @@ class TensorCreatedWithoutDevice(Rule):
         if not ctx.is_module_class(node) or "forward" not in ctx.class_facts(node).methods:
             return
         cls_devices: _ClassDevices | None = None
-        for func, index in reachable_methods(ctx, node, "forward"):
+        reachable = ctx.reachable_methods(node, ctx.class_facts(node).methods["forward"])
+        indexes = {id(func): _MethodIndex(func) for func in reachable}
+        flows: dict[int, _DeviceFlow] = {}
+
+        def flow_of(func: cst.FunctionDef) -> _DeviceFlow:
+            nonlocal cls_devices
+            if id(func) not in flows:
+                cls_devices = cls_devices or _ClassDevices(ctx, node)
+                flows[id(func)] = _DeviceFlow(ctx, func, indexes[id(func)], cls_devices)
+            return flows[id(func)]
+
+        for func in reachable:
+            index = indexes[id(func)]
             candidates = [n for n in index.nodes if isinstance(n, cst.Call) and _is_candidate(ctx, n)]
             if not candidates:
                 continue
-            cls_devices = cls_devices or _ClassDevices(ctx, node)
-            flow = _DeviceFlow(ctx, func, index, cls_devices)
+            flow = flow_of(func)
             fix_param = flow.fix_param(func) if func.name.value == "forward" else None
             for call in candidates:
-                self._check_factory(node, func, flow, call, fix_param)
+                self._check_factory(node, func, flow, call, fix_param,
+                                    lambda f=func: [flow_of(o) for o in reachable if o is not f])
+
+    def _returned_state(self, func: cst.FunctionDef, flow: _DeviceFlow, top: cst.CSTNode,
+                        callers: list[_DeviceFlow]) -> str | None:
+        """`def init_hidden(self, n): return (torch.zeros(...), torch.zeros(...))`, called from
+        forward as `h = self.init_hidden(n)` and passed to a submodule (`self.lstm(x, h)`,
+        `out, h = self.lstm(x, h)`): the submodule text, else None."""
+        current = top
+        while True:  # through `Variable(...)` and the elements of a returned tuple
+            parent = flow.index.up(current)
+            if isinstance(parent, cst.Arg) and is_variable_call(self.ctx, flow.index.up(parent)):
+                current = flow.index.up(parent)
+            elif isinstance(parent, cst.Element) and isinstance(flow.index.up(parent), cst.Tuple):
+                current = flow.index.up(parent)
+            else:
+                break
+        if not isinstance(parent, cst.Return):
+            return None
+        method = func.name.value
+        for caller in callers:
+            me = caller.me
+            for node in caller.index.nodes:
+                if not (isinstance(node, cst.Call) and me is not None and is_self_attr(node.func, me) == method):
+                    continue
+                parent = caller.index.up(node)
+                if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and \
+                        isinstance(parent.targets[0].target, cst.Name):
+                    state = parent.targets[0].target.value
+                    for other in caller.index.nodes:
+                        found = caller._state_call(other, state)
+                        if found is not None:
+                            return found
+                elif isinstance(parent, cst.Arg):
+                    outer = caller.index.up(parent)
+                    if isinstance(outer, cst.Call) and caller.is_submodule(outer.func):
+                        return self.ctx.code_for(outer.func)
+        return None
 
     def _check_factory(self, cls: cst.ClassDef, func: cst.FunctionDef, flow: _DeviceFlow,
-                       call: cst.Call, fix_param: str | None) -> None:
+                       call: cst.Call, fix_param: str | None, callers) -> None:
         name = torch_function(self.ctx, call)
         for ancestor in flow.index.ancestors(call):
             if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)) and \
@@ -588,7 +704,11 @@ class TensorCreatedWithoutDevice(Rule):
             target = flow.local_target(top, set())
             if target is not None:
                 hit = flow.name_meets(target, top) is True
-        if not hit:
+        state_of = None if hit else flow.rebound_state(top)
+        returned_to = None
+        if not hit and state_of is None and func.name.value != "forward":
+            returned_to = self._returned_state(func, flow, top, callers())
+        if not hit and state_of is None and returned_to is None:
             return
         where = "forward" if func.name.value == "forward" else f"{func.name.value} (called from forward)"
         fix = None
@@ -598,9 +718,14 @@ class TensorCreatedWithoutDevice(Rule):
             fix = PendingFix("unsafe", (InsertAfter(last.value, f", device={fix_param}.device"),),
                              f"add device={fix_param}.device")
             hint = f"pass device={fix_param}.device"
+        meets = "that meets the Module's tensors"
+        if state_of is not None:
+            meets = f"passed to {state_of}, whose outputs rebind it (the first call gets the CPU tensor)"
+        elif returned_to is not None:
+            meets = f"returned as a state that is passed to {returned_to}"
         self.report(
             call,
-            f"torch.{name}(...) in {where} creates a CPU tensor that meets the Module's tensors; "
+            f"torch.{name}(...) in {where} creates a CPU tensor {meets}; "
             f"it fails once the Module is on a GPU: {hint}",
             fix=fix,
             context={"class": cls.name.value},
@@ -698,6 +823,7 @@ class HardcodedDeviceInModule(Rule):
 
 # --- TL404 ----------------------------------------------------------------------------------
 
+_LOADER_QUALNAMES = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 _MOVER_WORDS = ("device", "cuda", "gpu", "move", "to_", "send", "transfer", "prepare")
 
 
@@ -737,12 +863,14 @@ def _is_cpu(ctx, device: cst.BaseExpression | None) -> bool:
     return value is not None and value.split(":")[0] == "cpu"
 
 
-def _looks_like_model(name: str, facts) -> bool:
-    """A Module by construction, or by name (`model`, `net`, `self.model`)."""
+def _looks_like_model(ctx, name: str, scope: cst.CSTNode) -> bool:
+    """A Module by evidence (construction, annotation), or by name (`model`, `net`,
+    `self.model`) when nothing says it holds a tensor."""
     last = name.split(".")[-1]
-    if last in facts.tensors or last in facts.batch_names:
+    held = scope_kinds(ctx, scope).of(last)
+    if held.kind in ("tensor", "batch"):
         return False
-    return last in facts.modules or "model" in last.lower() or last.lower() in ("net", "network")
+    return held.kind == "module" or "model" in last.lower() or last.lower() in ("net", "network")
 
 
 class InputNotMoved(Rule):
@@ -796,34 +924,98 @@ class InputNotMoved(Rule):
     def leave_Module(self, node: cst.Module) -> None:
         if id(node) in self._scopes_with_moves:
             self._check_scope(node, {})
+            self._check_global_model(node)
+
+    def _check_global_model(self, module: cst.Module) -> None:
+        """A script moves its global `model` at the top level; its functions (`train()`,
+        `test()`) call it on loader batches. Flagged when the omission is plain: another function
+        (or the top level) moves its batches, or the script builds its own `DataLoader`s."""
+        if self._loaders_move_batches():
+            return
+        nodes = list(scope_nodes(module))
+        moved = {m: -1 for m in self._moved_models(module, nodes, {}) if "." not in m}
+        if not moved:
+            return
+        functions = [n for n in nodes if isinstance(n, cst.FunctionDef)]
+        results = []
+        plain = self._scan(module, {})[1]
+        for func in functions:
+            local = scope_facts(self.ctx, func).bindings
+            pre = {m: p for m, p in moved.items() if m not in local}
+            if not pre:
+                continue
+            unmoved, moves = self._scan(func, pre)
+            plain = plain or moves
+            results.append((func, unmoved))
+        if not plain and not any(isinstance(n, cst.Assign) and self._cpu_loader(n) for n in nodes):
+            return  # perhaps the loader yields device tensors
+        for func, unmoved in results:
+            for call, model, batch_name in unmoved:
+                if id(func) in self._scopes_with_moves and model in self._moved_models(func, list(scope_nodes(func)), {}):
+                    continue  # the function moves the model itself: checked on its own
+                self._report(call, model, batch_name)
+
+    def _cpu_loader(self, assign: cst.Assign) -> bool:
+        """`loader = DataLoader(dataset, ...)` with the default collate and nothing that
+        mentions a device: its batches are CPU tensors."""
+        value = assign.value
+        if not (isinstance(value, cst.Call) and self.ctx.qualname(value.func) in _LOADER_QUALNAMES and
+                keyword_arg(value, "collate_fn") is None and not self._mentions_device(value)):
+            return False
+        args = positional_args(value)
+        dataset = dotted_name(args[0].value) if args else None
+        if dataset is None:
+            return True
+        # `ds = TensorDataset(x.cuda(), y.cuda())`: a dataset that already holds device tensors
+        return not any(isinstance(n, cst.Assign) and any(dotted_name(t.target) == dataset for t in n.targets) and
+                       self._mentions_device(n.value) for n in find_all(self.ctx.module, cst.Assign))
+
+    def _mentions_device(self, node: cst.CSTNode) -> bool:
+        text = self.ctx.code_for(node).lower()
+        return "device" in text or "cuda" in text
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         methods = self.ctx.class_facts(node).methods
-        init = methods.get("__init__")
-        if init is None:
-            return
         moved: dict[str, int] = {}
-        for small in small_statements(statement_body(init)):
-            found = model_move(self.ctx, small)
-            if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
-                    _looks_like_model(found[0], scope_facts(self.ctx, init)):
-                moved[found[0]] = -1
+        movers: dict[str, set[str]] = {}  # model -> the methods that move it
+        for name, func in methods.items():
+            if name != "__init__" and id(func) not in self._scopes_with_moves:
+                continue
+            for small in small_statements(statement_body(func)):
+                found = model_move(self.ctx, small)
+                if found and found[0].startswith("self.") and not _is_cpu(self.ctx, found[1]) and \
+                        _looks_like_model(self.ctx, found[0], func):
+                    moved[found[0]] = -1
+                    movers.setdefault(found[0], set()).add(name)
         if not moved:
             return
         if self._loaders_move_batches():
             return
-        results = {name: self._scan(func, moved) for name, func in methods.items() if name != "__init__"}
-        if not any(moves for _, moves in results.values()):
+        class_nodes = [n for func in methods.values() for n in scope_nodes(func)]
+        for model in self._wrapped_models(class_nodes):
+            moved.pop(model, None)
+        if not moved:
+            return
+        device_loaders = frozenset(self._device_loaders(class_nodes))
+        results = {name: self._scan(func, moved, device_loaders) for name, func in methods.items()
+                   if name != "__init__"}
+        if not any(moves for _, moves in results.values()) and not self._class_builds_cpu_loaders(node):
             return  # no sibling moves its batches: perhaps the loader yields device tensors
         for name, (unmoved, _) in results.items():
             for call, model, batch_name in unmoved:
-                if id(methods[name]) in self._scopes_with_moves and \
-                        self._moved_in_scope(methods[name], model):
+                if name in movers.get(model, ()):
                     continue  # the per-function analysis owns this method
                 self._report(call, model, batch_name)
 
-    def _moved_in_scope(self, scope: cst.CSTNode, model: str) -> bool:
-        return any((found := model_move(self.ctx, n)) and found[0] == model for n in scope_nodes(scope))
+    def _class_builds_cpu_loaders(self, cls: cst.ClassDef) -> bool:
+        """The class builds its own `torch.utils.data.DataLoader`s (`self.train_loader =
+        DataLoader(...)`) with the default collate: their batches are CPU tensors."""
+        for func in self.ctx.class_facts(cls).methods.values():
+            for small in small_statements(statement_body(func)):
+                if isinstance(small, cst.Assign) and any(is_self_attr(t.target) for t in small.targets) and \
+                        self._cpu_loader(small):
+                    return True
+        return False
 
     def _loaders_move_batches(self) -> bool:
         """The file defines a loader class that moves batches itself (`DeviceDataLoader`)."""
@@ -836,45 +1028,138 @@ class InputNotMoved(Rule):
         unmoved, _ = self._scan(scope, pre_moved)
         for call, model, batch_name in unmoved:
             self._report(call, model, batch_name)
+        for call, model, name in self._cpu_inputs(scope):
+            self._report(call, model, name, created=True)
 
-    def _scan(self, scope: cst.CSTNode, pre_moved: dict[str, int]) -> tuple[list[tuple[cst.Call, str, str]], bool]:
+    def _moved_models(self, scope: cst.CSTNode, nodes: list[cst.CSTNode],
+                      pre_moved: dict[str, int]) -> dict[str, int]:
+        """model -> position (in `nodes`) of its first move to a device, without the models a
+        wrapper places inputs for (DataParallel scatters them; Accelerate/FSDP place them)."""
+        ctx = self.ctx
+        moved = dict(pre_moved)
+        for position, node in enumerate(nodes):
+            found = model_move(ctx, node)
+            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(ctx, found[0], scope):
+                moved.setdefault(found[0], position)
+        for model in self._wrapped_models(nodes):
+            moved.pop(model, None)
+        return moved
+
+    def _wrapped_models(self, nodes: list[cst.CSTNode]) -> set[str]:
+        """Names rebound from a wrapper that places inputs itself: DataParallel scatters them,
+        Accelerate's `prepare` and FSDP place them (`model, opt = accelerator.prepare(model, opt)`)."""
+        out: set[str] = set()
+        for node in nodes:
+            if isinstance(node, cst.Assign) and \
+                    any(w in self.ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
+                for target in node.targets:
+                    out.update(_dotted_targets(target.target))
+        return out
+
+    def _scan(self, scope: cst.CSTNode, pre_moved: dict[str, int],
+              device_loaders: frozenset[str] = frozenset()) -> tuple[list[tuple[cst.Call, str, str]], bool]:
         """Model calls on unmoved loader batches in a scope, and whether the scope moves any batch."""
         ctx = self.ctx
         facts = scope_facts(ctx, scope)
         nodes = list(scope_nodes(scope))
         moves_batches = False
         unmoved: list[tuple[cst.Call, str, str]] = []
-        if not any(isinstance(n, cst.For) for n in nodes):
+        if not any(isinstance(n, (cst.For, cst.Assign)) for n in nodes):
             return unmoved, moves_batches
-        moved = dict(pre_moved)  # model -> position of the move
-        for position, node in enumerate(nodes):
-            found = model_move(ctx, node)
-            if found and not _is_cpu(ctx, found[1]) and _looks_like_model(found[0], facts):
-                moved.setdefault(found[0], position)
+        moved = self._moved_models(scope, nodes, pre_moved)
         if not moved:
             return unmoved, moves_batches
-        for node in nodes:
-            # DataParallel scatters inputs itself; Accelerate/FSDP wrappers place them
-            if isinstance(node, cst.Assign) and any(dotted_name(t.target) in moved for t in node.targets) and \
-                    any(w in ctx.code_for(node.value) for w in ("DataParallel", "prepare", "FullyShard", "fsdp")):
-                for target in node.targets:
-                    moved.pop(dotted_name(target.target) or "", None)
-        device_loaders = self._device_loaders(nodes)
+        device_loaders = device_loaders | self._device_loaders(nodes)
+        iterators = loader_iterators(ctx, nodes, facts.loader_names)
+        positions = {id(n): i for i, n in enumerate(nodes)}
         for position, node in enumerate(nodes):
-            if not isinstance(node, cst.For):
-                continue
-            iterable = dotted_name(_strip_iter_wrappers(node.iter))
-            if iterable is not None and iterable in device_loaders:
-                continue
-            batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
-            if not batch:
-                continue
-            calls, moved_batch = self._loop_uses(node, set(batch), set(moved), unpacking)
-            moves_batches = moves_batches or bool(moved_batch)
-            for call, model, batch_name in calls:
-                if batch_name not in moved_batch and moved[model] < position:
-                    unmoved.append((call, model, batch_name))
+            if isinstance(node, cst.For):
+                iterable = dotted_name(_strip_iter_wrappers(node.iter))
+                if iterable is not None and iterable in device_loaders:
+                    continue
+                batch, unpacking = unpacked_batch(ctx, node, facts.loader_names)
+                indexed: set[str] = set()
+                if not batch and isinstance(node.target, cst.Name) and \
+                        is_loader_iterable(ctx, node.iter, facts.loader_names):
+                    # `for batch in self.train_loader: self.model(batch[0])`: a sequence of tensors
+                    batch, indexed = [node.target.value], {node.target.value}
+                if not batch:
+                    continue
+                region = descendants(node.body, skip_scopes=True)
+                calls, moved_batch = self._uses(region, set(batch), set(moved), unpacking, indexed)
+                moves_batches = moves_batches or bool(moved_batch - indexed)
+                for call, model, batch_name in calls:
+                    if batch_name not in moved_batch and moved[model] < position:
+                        unmoved.append((call, model, batch_name))
+            elif isinstance(node, cst.Assign):
+                batch = next_batch_names(ctx, node, facts.loader_names, iterators)
+                source = node.value.args[0].value if batch and isinstance(node.value, cst.Call) and \
+                    node.value.args else None
+                if not batch or (source is not None and dotted_name(_strip_iter_wrappers(source)) in device_loaders):
+                    continue
+                calls, moved_batch = self._uses(nodes[position + 1:], set(batch), set(moved), None, set())
+                moves_batches = moves_batches or bool(moved_batch)
+                for call, model, batch_name in calls:
+                    if batch_name not in moved_batch and moved[model] < positions.get(id(call), -1):
+                        unmoved.append((call, model, batch_name))
         return unmoved, moves_batches
+
+    def _cpu_inputs(self, scope: cst.CSTNode) -> list[tuple[cst.Call, str, str]]:
+        """Model calls, after the model was moved to a CUDA device, on a tensor of this scope
+        that every binding creates on the CPU (`x = Variable(torch.randn(1, 3))`) and nothing
+        moves: the script's dummy input or example batch."""
+        kinds = scope_kinds(self.ctx, scope)
+        if not kinds.cpu_tensors:
+            return []
+        nodes = list(scope_nodes(scope))
+        moved = {m: p for m, p in self._moved_models(scope, nodes, {}).items()
+                 if self._to_cuda(scope, nodes, p)}
+        back: dict[str, list[int]] = {}  # model -> positions of moves back to the CPU
+        for position, node in enumerate(nodes):
+            method = method_call(node.value, {"cpu", "to"}) if isinstance(node, (cst.Expr, cst.Assign)) else None
+            if method is not None:
+                found = model_move(self.ctx, node)
+                receiver = dotted_name(node.value.func.value)
+                if receiver is not None and (method == "cpu" or (found is not None and _is_cpu(self.ctx, found[1]))):
+                    back.setdefault(receiver, []).append(position)
+        out = []
+        for position, node in enumerate(nodes):
+            if not isinstance(node, cst.Call):
+                continue
+            model = dotted_name(node.func)
+            if model not in moved or moved[model] > position or \
+                    any(moved[model] < p < position for p in back.get(model, ())):
+                continue
+            for arg in node.args:
+                if arg.star:
+                    continue
+                root = _unmoved_batch_root(arg.value)
+                if root is not None and root in kinds.cpu_tensors:
+                    out.append((node, model, root))
+                    break
+        return out
+
+    def _to_cuda(self, scope: cst.CSTNode, nodes: list[cst.CSTNode], position: int) -> bool:
+        """Whether the move at `position` targets a GPU: `.cuda()`, a "cuda" literal, or a device
+        name whose binding in the scope (or the module) mentions cuda."""
+        found = model_move(self.ctx, nodes[position])
+        if found is None:
+            return False
+        device = found[1]
+        if device is None:
+            return True  # `.cuda()`
+        text = self.ctx.code_for(device).lower()
+        if "cuda" in text or "gpu" in text:
+            return True
+        name = dotted_name(device)
+        if name is None or "." in name:
+            return False
+        for where in (nodes, list(scope_nodes(self.ctx.module)) if scope is not self.ctx.module else []):
+            for node in where:
+                if isinstance(node, cst.Assign) and any(dotted_name(t.target) == name for t in node.targets):
+                    if "cuda" in self.ctx.code_for(node.value).lower():
+                        return True
+        return False
 
     def _device_loaders(self, nodes: list[cst.CSTNode]) -> set[str]:
         """Loaders bound from a wrapper that puts batches on the device (`DeviceDataLoader(dl,
@@ -885,59 +1170,114 @@ class InputNotMoved(Rule):
                 text = self.ctx.code_for(node.value).lower()
                 if any(w in text for w in ("device", "cuda", "gpu", "prepare")):
                     for target in node.targets:
-                        out.update(n for n in [dotted_name(target.target)] if n)
-                        out.update(_names_in_target(target.target))
+                        out.update(_dotted_targets(target.target))
         return out
 
-    def _loop_uses(self, loop: cst.For, batch: set[str], models: set[str],
-                   unpacking: cst.Assign | None) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
-        """(model calls with a batch name argument, batch names that are moved) in a loop body;
-        `unpacking` (`inputs, labels = data`) binds the batch names and moves nothing."""
+    def _uses(self, region: list[cst.CSTNode], batch: set[str], models: set[str],
+              unpacking: cst.Assign | None, indexed: set[str]) -> tuple[list[tuple[cst.Call, str, str]], set[str]]:
+        """(model calls with a batch name argument, batch names that are moved) in a region
+        (a loop body, or what follows `xb, yb = next(iter(loader))`); `unpacking`
+        (`inputs, labels = data`) binds the batch names and moves nothing; names in `indexed`
+        count only as `batch[0]` (a single batch name may be a dict)."""
         calls: list[tuple[cst.Call, str, str]] = []
         moved: set[str] = set()
-        stack: list[cst.CSTNode] = [loop.body]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                continue
+        # a discarded `xb.to(device)` (TL401) moves nothing
+        discarded = {id(n.value) for n in region if isinstance(n, cst.Expr) and method_call(n.value, MOVE_METHODS)}
+        batch = set(batch)
+        for node in region:
             if node is unpacking:
+                continue
+            alias = self._batch_alias(node, batch, indexed)
+            if alias is not None:
+                batch.add(alias)  # `inputs = batch[0]`, `x = Variable(xb.view(-1, 784))`: the same CPU batch
                 continue
             if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
                 targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                kept = self._still_unmoved(node, batch) if isinstance(node, cst.Assign) else set()
                 for target in targets:
                     for name in _names_in_target(target):
-                        if name in batch:
+                        if name in batch and name not in kept:
                             moved.add(name)  # rebound: moved, or at least no longer the batch
-            if isinstance(node, cst.Call):
+            if isinstance(node, cst.Call) and id(node) not in discarded:
                 func_name = dotted_name(node.func)
                 args = [a.value for a in node.args]
                 arg_names = [a.value for a in args if isinstance(a, cst.Name) and a.value in batch]
                 if func_name in models:
                     # `model(xb)`, and `model(xb.view(n, -1))`, `model(xb.float())`, `model(xb[:, 0])`
-                    for name in [r for a in args if (r := _unmoved_batch_root(a)) in batch]:
-                        calls.append((node, func_name, name))
+                    for arg in node.args:
+                        if arg.star:
+                            continue
+                        name = _unmoved_batch_root(arg.value)
+                        if name in batch and (name not in indexed or _int_indexed(arg.value, name)):
+                            calls.append((node, func_name, name))
                 elif arg_names and any(w in (func_name or self.ctx.code_for(node.func)).lower() for w in _MOVER_WORDS):
                     moved.update(arg_names)
                 method = method_call(node, {"to", "cuda"})
                 if method and isinstance(node.func.value, cst.Name) and node.func.value.value in batch:
                     moved.add(node.func.value.value)
-            elif isinstance(node, cst.Expr) and method_call(node.value, MOVE_METHODS):
-                # a discarded `xb.to(device)` (TL401) moves nothing: skip the call itself
-                stack.extend(reversed([a for a in children(node.value)]))
-                continue
-            kids = list(children(node))
-            kids.reverse()
-            stack.extend(kids)
-        # calls where the batch is only passed after being moved inline are not unmoved
+            elif isinstance(node, cst.Call) and indexed and method_call(node, {"to", "cuda"}) and \
+                    isinstance(node.func.value, cst.Name) and node.func.value.value in indexed:
+                moved.add(node.func.value.value)  # `batch.to(device)`: may move a BatchEncoding in place
         return calls, moved
 
-    def _report(self, call: cst.Call, model: str, batch_name: str) -> None:
-        self.report(
-            call,
-            f"{model} was moved to a device but is called on {batch_name} from the data loader, which "
-            f"is never moved; move it first: {batch_name} = {batch_name}.to(device)",
-            context=class_name_context(self.ctx, self.ctx.enclosing_class()),
-        )
+    def _batch_alias(self, node: cst.CSTNode, batch: set[str], indexed: set[str]) -> str | None:
+        """The new name of `name = <batch>[0]` / `name = Variable(<batch name>.view(...))`, a
+        binding to (part of) an unmoved batch under another name that is not a batch name yet."""
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and
+                isinstance(node.targets[0].target, cst.Name)):
+            return None
+        new = node.targets[0].target.value
+        value = node.value
+        while is_variable_call(self.ctx, value) and positional_args(value):
+            value = positional_args(value)[0].value
+        root = _unmoved_batch_root(value)
+        if new in batch or root not in batch or (root in indexed and not _int_indexed(value, root)):
+            return None
+        return new
+
+    def _still_unmoved(self, node: cst.Assign, batch: set[str]) -> set[str]:
+        """Batch names an assignment rebinds to the same CPU batch: `images = Variable(images)`,
+        `x = x.view(-1, 784).float()`, `x, y = Variable(x), Variable(y)` (nothing moves them)."""
+        if len(node.targets) != 1:
+            return set()
+        target, value = node.targets[0].target, node.value
+        pairs: list[tuple[cst.BaseExpression, cst.BaseExpression]] = [(target, value)]
+        if isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List)) and \
+                len(target.elements) == len(value.elements):
+            pairs = [(t.value, v.value) for t, v in zip(target.elements, value.elements)]
+        out = set()
+        for left, right in pairs:
+            if isinstance(left, cst.Name) and left.value in batch:
+                while is_variable_call(self.ctx, right) and positional_args(right):
+                    right = positional_args(right)[0].value
+                    root = _unmoved_batch_root(right)
+                    right = cst.Name(root) if root is not None else right
+                if _unmoved_batch_root(right) == left.value:
+                    out.add(left.value)
+        return out
+
+    def _report(self, call: cst.Call, model: str, batch_name: str, created: bool = False) -> None:
+        if created:
+            message = (f"{model} was moved to a GPU but is called on {batch_name}, a tensor created on the CPU "
+                       f"and never moved; create it on the device or move it: {batch_name} = {batch_name}.to(device)")
+        else:
+            message = (f"{model} was moved to a device but is called on {batch_name} from the data loader, which "
+                       f"is never moved; move it first: {batch_name} = {batch_name}.to(device)")
+        self.report(call, message, context=class_name_context(self.ctx, self.ctx.enclosing_class()))
+
+
+def _int_indexed(expr: cst.BaseExpression, name: str) -> bool:
+    """`batch[0]` (maybe followed by tensor methods): an integer index into the batch `name`."""
+    while True:
+        if isinstance(expr, cst.Subscript):
+            if isinstance(expr.value, cst.Name) and expr.value.value == name:
+                first = expr.slice[0].slice if expr.slice else None
+                return isinstance(first, cst.Index) and isinstance(first.value, (cst.Integer, cst.UnaryOperation))
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            expr = expr.func.value
+        else:
+            return False
 
 
 def _unmoved_batch_root(expr: cst.BaseExpression) -> str | None:
@@ -965,14 +1305,17 @@ def _strip_iter_wrappers(expr: cst.BaseExpression) -> cst.BaseExpression:
     return expr
 
 
-def _names_in_target(target: cst.CSTNode) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
+_names_in_target = target_names
+
+
+def _dotted_targets(target: cst.BaseExpression) -> list[str]:
+    """The dotted names an assignment target binds: `a`, `self.loader`, `self.model, opt`."""
     if isinstance(target, (cst.Tuple, cst.List)):
-        return [n for e in target.elements for n in _names_in_target(e.value)]
+        return [n for e in target.elements for n in _dotted_targets(e.value)]
     if isinstance(target, cst.StarredElement):
-        return _names_in_target(target.value)
-    return []
+        return _dotted_targets(target.value)
+    name = dotted_name(target)
+    return [name] if name else []
 
 
 # --- TL405 ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import keyword
 import libcst as cst
 
 from torchlint.context import (
-    dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
+    CONTAINER_CLASSES, dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
 )
 from torchlint.rule import (
     Case, DeleteLine, InsertLineAfter, InsertLineBefore, PendingFix, Replace, Rule,
@@ -191,6 +191,40 @@ class MissingSuperInit(Rule):
 _REGISTERING_METHODS = frozenset({"register_buffer", "register_parameter", "add_module", "register_module"})
 
 
+# methods only a Module has (a tensor, a function or an optimizer has none of these)
+_MODULE_ONLY_METHODS = frozenset(
+    {"parameters", "named_parameters", "apply", "modules", "named_modules", "children",
+     "named_children", "eval", "train", "requires_grad_", "zero_grad", "buffers", "named_buffers",
+     "register_forward_hook", "register_forward_pre_hook", "load_state_dict"}
+)
+# parameter names that read as plain callables (`self.act_fn(x)` with `act_fn=F.relu`)
+_FUNCTION_WORDS = frozenset(
+    {"fn", "func", "function", "act", "activation", "nonlinearity", "loss", "criterion", "transform",
+     "transforms", "callback", "hook", "lambda", "lambd", "metric", "op", "f", "callable", "sampler",
+     "collate", "init", "initializer", "reduce", "reduction", "score", "distance", "kernel",
+     "tokenizer", "tokenize", "processor", "preprocess", "postprocess", "preprocessor", "fun",
+     "scheduler", "logger", "log", "writer", "env", "augment", "augmentation", "aug", "cb", "handler"}
+)
+
+
+def _reads_as_function(name: str) -> bool:
+    return any(word in _FUNCTION_WORDS for word in name.lower().split("_"))
+
+
+def _annotation_is_module(ctx, annotation: cst.BaseExpression) -> bool:
+    """`nn.Module`, `Optional[nn.Module]`, `nn.Module | None`, a project Module class."""
+    if isinstance(annotation, cst.Subscript) and (dotted_name(annotation.value) or "").split(".")[-1] == "Optional":
+        inner = [e.slice.value for e in annotation.slice if isinstance(e.slice, cst.Index)]
+        return len(inner) == 1 and _annotation_is_module(ctx, inner[0])
+    if isinstance(annotation, cst.BinaryOperation) and isinstance(annotation.operator, cst.BitOr):
+        sides = [annotation.left, annotation.right]
+        sides = [e for e in sides if not (isinstance(e, cst.Name) and e.value == "None")]
+        return len(sides) == 1 and _annotation_is_module(ctx, sides[0])
+    if isinstance(annotation, (cst.Name, cst.Attribute)):
+        return ctx.expr_is_module_class(annotation) is True
+    return False
+
+
 class AssignBeforeSuperInit(Rule):
     """A submodule, parameter or buffer is put on self before super().__init__() runs."""
 
@@ -231,6 +265,8 @@ class AssignBeforeSuperInit(Rule):
         )
         if super_index is None:
             return
+        self._module_params = None
+        self._cls, self._init = node, init
         for index, stmt in enumerate(body[:super_index]):
             for small in small_statements([stmt]):
                 if self._registers(small, me):
@@ -250,6 +286,8 @@ class AssignBeforeSuperInit(Rule):
             if not any(is_self_attr(t, me or "self") for t in targets):
                 return False
             value = small.value
+            if isinstance(value, cst.Name):
+                return value.value in self._params_used_as_modules()
             return is_module_ctor(ctx, value) or is_parameter_ctor(ctx, value) or (
                 isinstance(value, cst.Call) and ctx.qualname(value.func) in ("torch.nn.Buffer", "torch.nn.parameter.Buffer")
             )
@@ -262,6 +300,86 @@ class AssignBeforeSuperInit(Rule):
                 and func.value.value == me
             )
         return False
+
+    def _params_used_as_modules(self) -> set[str]:
+        """Parameters of __init__ that the class treats as Modules (cached per class): an
+        annotation or default that is a Module, a discarded `.to()`, a Module-only method
+        (`.parameters()`, `.apply()`, `.eval()`, ...), being put in an nn container, or, for
+        names that do not read as plain functions, being called as `self.<attr>(...)`."""
+        if self._module_params is not None:
+            return self._module_params
+        ctx, cls, init = self.ctx, self._cls, self._init
+        params = {p.name.value: p for p in (*init.params.posonly_params, *init.params.params, *init.params.kwonly_params)}
+        out: set[str] = set()
+        for name, param in params.items():
+            annotation = param.annotation.annotation if param.annotation is not None else None
+            if annotation is not None and _annotation_is_module(ctx, annotation):
+                out.add(name)
+            elif param.default is not None and is_module_ctor(ctx, param.default):
+                out.add(name)
+        # self.<attr> = <param> anywhere in __init__: what the attribute holds
+        me = self_name(init) or "self"
+        attr_param: dict[str, str] = {}
+        for small in small_statements(statement_body(init)):
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value in params:
+                for target in small.targets:
+                    attr = is_self_attr(target.target, me)
+                    if attr:
+                        attr_param.setdefault(attr, small.value.value)
+        if not attr_param and not out:
+            self._module_params = out
+            return out
+
+        def param_of(expr: cst.BaseExpression, owner: str, in_init: bool) -> str | None:
+            attr = is_self_attr(expr, owner)
+            if attr is not None:
+                return attr_param.get(attr)
+            if in_init and isinstance(expr, cst.Name) and expr.value in params:
+                return expr.value
+            return None
+
+        for method in statement_body(cls):
+            if not isinstance(method, cst.FunctionDef):
+                continue
+            owner = self_name(method) or "self"
+            in_init = method is init
+            discarded = {
+                id(small.value) for small in small_statements(statement_body(method))
+                if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call)
+            }
+            for call in find_all(method.body, cst.Call, skip_scopes=True):
+                func = call.func
+                name = param_of(func, owner, in_init)
+                if name is not None and not _reads_as_function(name):
+                    out.add(name)  # self.disc(z)
+                    continue
+                if isinstance(func, cst.Attribute):
+                    name = param_of(func.value, owner, in_init)
+                    method_name = func.attr.value
+                    if name is not None and (
+                        method_name in _MODULE_ONLY_METHODS
+                        or (method_name in ("to", "cuda") and id(call) in discarded)
+                    ):
+                        out.add(name)
+                        continue
+                if ctx.qualname(func) in CONTAINER_CLASSES:
+                    # the items themselves (`nn.Sequential(self.backbone, ...)`,
+                    # `nn.ModuleList([gen, disc])`), not the arguments of nested calls
+                    items: list[cst.BaseExpression] = []
+                    for arg in call.args:
+                        value = arg.value
+                        if isinstance(value, (cst.List, cst.Tuple)):
+                            items += [e.value for e in value.elements]
+                        elif isinstance(value, cst.Dict):
+                            items += [e.value for e in value.elements if isinstance(e, cst.DictElement)]
+                        else:
+                            items.append(value)
+                    for item in items:
+                        name = param_of(item, owner, in_init) if isinstance(item, (cst.Name, cst.Attribute)) else None
+                        if name is not None:
+                            out.add(name)
+        self._module_params = out
+        return out
 
     def _fix(self, body: list[cst.BaseStatement], first: int, super_index: int) -> PendingFix | None:
         super_stmt = body[super_index]
@@ -378,6 +496,25 @@ def _valid_dict_keys(ctx, node: cst.Dict) -> bool:
     return True
 
 
+# nn.Module methods that return the Module itself
+_MODULE_RETURNING_METHODS = frozenset(
+    {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval", "requires_grad_",
+     "to_empty", "type", "xpu", "mtia", "ipu", "share_memory", "apply"}
+)
+
+
+def _grows(value: cst.BaseExpression, holder: cst.BaseExpression) -> cst.BaseExpression | None:
+    """`<holder> + [items]` (or `[items] + <holder>`): the added part, else None."""
+    if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add)):
+        return None
+    same = lambda e: isinstance(e, (cst.Name, cst.Attribute)) and dotted_name(e) is not None and dotted_name(e) == dotted_name(holder)  # noqa: E731
+    if same(value.left):
+        return value.right
+    if same(value.right):
+        return value.left
+    return None
+
+
 class _PlainContainerRule(Rule):
     """Shared logic of TL104 (Modules) and TL105 (Parameters) in plain lists/tuples/dicts."""
 
@@ -387,6 +524,14 @@ class _PlainContainerRule(Rule):
 
     def _is_item(self, expr: cst.BaseExpression, locals_: dict[str, bool]) -> bool:
         if self.kind == "module":
+            # `nn.Linear(...).to(device)`, `.cuda()`, `.float()`: a Module's own moves and
+            # casts return the Module itself
+            while (
+                isinstance(expr, cst.Call)
+                and isinstance(expr.func, cst.Attribute)
+                and expr.func.attr.value in _MODULE_RETURNING_METHODS
+            ):
+                expr = expr.func.value
             if is_module_ctor(self.ctx, expr) and self._has_state(expr):
                 return True
         elif is_parameter_ctor(self.ctx, expr):
@@ -428,23 +573,58 @@ class _PlainContainerRule(Rule):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self.ctx.is_module_class(node):
             return
-        for stmt in statement_body(node):
-            if isinstance(stmt, cst.FunctionDef) and not stmt.name.value.startswith("__") or (
-                isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__"
-            ):
-                if stmt.name.value in ("forward",):
-                    continue
-                self._check_method(node, stmt)
+        methods = [
+            stmt for stmt in statement_body(node)
+            if isinstance(stmt, cst.FunctionDef)
+            and (not stmt.name.value.startswith("__") or stmt.name.value == "__init__")
+            and stmt.name.value != "forward"
+        ]
+        init = last_method(node, "__init__")
+        # __init__ and the helpers it calls build the Module together: a container made in
+        # one and filled in another is one container
+        group: list[cst.FunctionDef] = []
+        if init is not None:
+            group = [f for f in self.ctx.reachable_methods(node, init) if f.name.value != "forward"]
+        in_group = {id(f) for f in group}
+        if group:
+            self._check_methods(node, group)
+        for stmt in methods:
+            if id(stmt) not in in_group:
+                self._check_methods(node, [stmt])
 
-    def _check_method(self, cls: cst.ClassDef, func: cst.FunctionDef) -> None:
+    def _check_methods(self, cls: cst.ClassDef, funcs: list[cst.FunctionDef]) -> None:
+        ctx = self.ctx
+        self_containers: dict[str, tuple[cst.BaseSmallStatement, cst.BaseExpression, bool]] = {}
+        wrapped: set[str] = set()  # names / self attrs passed to a torch container or registered
+        registered = [False]
+        for func in funcs:
+            self._scan_method(func, self_containers, wrapped, registered)
+        if registered[0]:
+            return
+        if not any(holds for _, _, holds in self_containers.values()):
+            return
+        # any later use of the same attribute in the class wrapped into a torch container
+        class_wrapped = self._class_wrapped(cls)
+        for attr, (small, value, holds) in self_containers.items():
+            if not holds or f"self.{attr}" in wrapped or f"self.{attr}" in class_wrapped:
+                continue
+            if isinstance(value, cst.Name) and value.value in wrapped:
+                continue
+            if isinstance(value, (cst.List, cst.Tuple, cst.Dict)) and any(
+                isinstance(e.value, cst.Name) and e.value.value in wrapped
+                for e in value.elements if isinstance(e, (cst.Element, cst.DictElement))
+            ):
+                continue
+            self._report(cls, attr, small, value)
+
+    def _scan_method(self, func: cst.FunctionDef,
+                     self_containers: dict[str, tuple[cst.BaseSmallStatement, cst.BaseExpression, bool]],
+                     wrapped: set[str], registered: list[bool]) -> None:
         me = self_name(func) or "self"
         ctx = self.ctx
         # local names bound to items, and local containers that receive items
         item_locals: dict[str, bool] = {}
         local_containers: dict[str, bool] = {}  # name -> holds items
-        self_containers: dict[str, tuple[cst.BaseSmallStatement, cst.BaseExpression, bool]] = {}
-        wrapped: set[str] = set()  # names / self attrs passed to a torch container or registered
-        registered_elsewhere = False
         smalls = list(small_statements(statement_body(func), into_defs=False))
         for small in smalls:
             # `self.convs += [nn.Conv2d(...)]` fills a container like `.extend` does
@@ -464,6 +644,19 @@ class _PlainContainerRule(Rule):
                 value = small.value
                 for target in targets:
                     attr = is_self_attr(target, me)
+                    # `self.layers = self.layers + [Block(...)]` grows the container in place
+                    added = _grows(value, target) if isinstance(target, (cst.Name, cst.Attribute)) else None
+                    holder = attr or (target.value if isinstance(target, cst.Name) else None)
+                    if added is not None and holder is not None and (
+                        holder in local_containers or holder in self_containers
+                    ):
+                        if self._items_of(added, item_locals) is True or self._is_item(added, item_locals):
+                            if holder in local_containers and not attr:
+                                local_containers[holder] = True
+                            if attr and holder in self_containers:
+                                s_, v_, _ = self_containers[holder]
+                                self_containers[holder] = (s_, v_, True)
+                        continue
                     if isinstance(target, cst.Name):
                         if self._is_item(value, item_locals):
                             item_locals[target.value] = True
@@ -517,7 +710,7 @@ class _PlainContainerRule(Rule):
                 if isinstance(func_expr, cst.Name) and func_expr.value == "setattr" or (
                     isinstance(func_expr, cst.Attribute) and func_expr.attr.value in _REGISTERING_METHODS
                 ):
-                    registered_elsewhere = True
+                    registered[0] = True
                 for arg in node.args:
                     for sub in [arg.value, *descendants(arg.value)]:
                         if isinstance(sub, cst.Name):
@@ -525,23 +718,6 @@ class _PlainContainerRule(Rule):
                         attr = is_self_attr(sub, me) if isinstance(sub, cst.Attribute) else None
                         if attr:
                             wrapped.add(f"self.{attr}")
-        if registered_elsewhere:
-            return
-        if not any(holds for _, _, holds in self_containers.values()):
-            return
-        # any later use of the same attribute in the class wrapped into a torch container
-        class_wrapped = self._class_wrapped(cls)
-        for attr, (small, value, holds) in self_containers.items():
-            if not holds or f"self.{attr}" in wrapped or f"self.{attr}" in class_wrapped:
-                continue
-            if isinstance(value, cst.Name) and value.value in wrapped:
-                continue
-            if isinstance(value, (cst.List, cst.Tuple, cst.Dict)) and any(
-                isinstance(e.value, cst.Name) and e.value.value in wrapped
-                for e in value.elements if isinstance(e, (cst.Element, cst.DictElement))
-            ):
-                continue
-            self._report(cls, attr, small, value)
 
     def _class_wrapped(self, cls: cst.ClassDef) -> set[str]:
         """self.<attr> names passed to nn.ModuleList/Sequential/... anywhere in the class."""
@@ -701,6 +877,7 @@ class TensorAttributeNotBuffer(Rule):
             return
         registered = self._registered_names(node)
         self._used = self._attributes_read(node, init)
+        self._moved: set[str] | None = None  # computed when a finding needs it
         self._init = init
         self._before_init = self._statements_before_parent_init(node, init)
         for func in self.ctx.reachable_methods(node, init):
@@ -717,6 +894,32 @@ class TensorAttributeNotBuffer(Rule):
                 for sub in descendants(stmt.body):
                     if isinstance(sub, cst.Attribute):
                         attr = is_self_attr(sub, me)
+                        if attr:
+                            out.add(attr)
+        return out
+
+    @staticmethod
+    def _attributes_moved(cls: cst.ClassDef, init: cst.FunctionDef) -> set[str]:
+        """self.<attr> names that another method rebinds from a device move
+        (`self.state = self.state.to(self.device)`): the class places that tensor itself."""
+        out: set[str] = set()
+        for stmt in statement_body(cls):
+            if not isinstance(stmt, cst.FunctionDef) or stmt is init:
+                continue
+            me = self_name(stmt) or "self"
+            for small in small_statements(statement_body(stmt)):
+                if not isinstance(small, cst.Assign):
+                    continue
+                moves = any(
+                    isinstance(n, cst.Call) and (
+                        (isinstance(n.func, cst.Attribute) and n.func.attr.value in ("to", "cuda"))
+                        or any(a.keyword is not None and a.keyword.value == "device" for a in n.args)
+                    )
+                    for n in [small.value, *descendants(small.value)]
+                )
+                if moves:
+                    for target in small.targets:
+                        attr = is_self_attr(target.target, me)
                         if attr:
                             out.add(attr)
         return out
@@ -779,6 +982,13 @@ class TensorAttributeNotBuffer(Rule):
         ctx = self.ctx
         if isinstance(expr, cst.Name):
             return expr.value in tensor_locals
+        # `torch.tensor(m).view(1, -1, 1, 1) if m else None`: a tensor on one path, None on the other
+        if isinstance(expr, cst.IfExp):
+            sides = (expr.body, expr.orelse)
+            tensors = [self.is_tensor_expr(e, tensor_locals) for e in sides]
+            return any(tensors) and all(
+                t or (isinstance(e, cst.Name) and e.value == "None") for t, e in zip(tensors, sides)
+            )
         # arithmetic on a tensor and indexing into one give tensors too
         if isinstance(expr, cst.BinaryOperation):
             return self.is_tensor_expr(expr.left, tensor_locals) or self.is_tensor_expr(expr.right, tensor_locals)
@@ -804,43 +1014,111 @@ class TensorAttributeNotBuffer(Rule):
         return False
 
     def _check(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str, registered: set[str]) -> None:
-        tensor_locals: set[str] = set()
-        for small in small_statements(statement_body(func)):
-            if not isinstance(small, (cst.Assign, cst.AnnAssign)) or small.value is None:
+        self._walk(cls, func, me, registered, statement_body(func), {}, set())
+
+    def _walk(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str, registered: set[str],
+              stmts: list[cst.BaseStatement], state: dict[str, str], bound: set[str]) -> None:
+        """Follow the function's statements in order; `state` says which local names hold a
+        tensor ("tensor") or None ("none"); `bound` collects the names assigned."""
+        for stmt in stmts:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    self._statement(cls, func, me, registered, small, state, bound)
+            elif isinstance(stmt, cst.If):
+                self._branches(cls, func, me, registered, stmt, state, bound)
+            elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 continue
-            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
-            is_tensor = self.is_tensor_expr(small.value, tensor_locals)
-            for target in targets:
-                if isinstance(target, cst.Name):
-                    if is_tensor:
-                        tensor_locals.add(target.value)
-                    else:
-                        tensor_locals.discard(target.value)
-            if not is_tensor or self._is_zero_dim(small.value):
+            else:
+                # loops, with, try: their blocks in order (a loop body may run or not; as
+                # before, its bindings are taken to hold after it)
+                blocks = [statement_body(stmt)]
+                orelse = getattr(stmt, "orelse", None)
+                if orelse is not None:
+                    blocks.append(statement_body(orelse))
+                blocks += [statement_body(h) for h in getattr(stmt, "handlers", ()) or ()]
+                final = getattr(stmt, "finalbody", None)
+                if final is not None:
+                    blocks.append(statement_body(final))
+                if isinstance(stmt, cst.Match):
+                    blocks += [statement_body(case) for case in stmt.cases]
+                for block in blocks:
+                    self._walk(cls, func, me, registered, block, state, bound)
+
+    def _branches(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str, registered: set[str],
+                  stmt: cst.If, state: dict[str, str], bound: set[str]) -> None:
+        """An if/elif/else: a name holds a tensor after it when every branch that rebinds it
+        binds a tensor or None, and one binds a tensor (`if learned: pe = torch.randn(...)
+        else: pe = torch.zeros(...)`); a branch that binds anything else clears it."""
+        outcomes: list[tuple[dict[str, str], set[str]]] = []
+        branch: cst.BaseStatement | None = stmt
+        while branch is not None:
+            branch_state, branch_bound = dict(state), set()
+            self._walk(cls, func, me, registered, statement_body(branch), branch_state, branch_bound)
+            outcomes.append((branch_state, branch_bound))
+            orelse = getattr(branch, "orelse", None)
+            branch = orelse if isinstance(orelse, cst.If) else (orelse if orelse is not None else None)
+            if branch is not None and not isinstance(branch, cst.If):
+                else_state, else_bound = dict(state), set()
+                self._walk(cls, func, me, registered, statement_body(branch), else_state, else_bound)
+                outcomes.append((else_state, else_bound))
+                branch = None
+        names = set().union(*(b for _, b in outcomes))
+        for name in names:
+            values = [st.get(name) for st, b in outcomes if name in b]
+            if name in state:
+                values += [state[name] for _, b in outcomes if name not in b]
+            if values and all(v in ("tensor", "none") for v in values):
+                state[name] = "tensor" if "tensor" in values else "none"
+            else:
+                state.pop(name, None)
+        bound |= names
+
+    def _statement(self, cls: cst.ClassDef, func: cst.FunctionDef, me: str, registered: set[str],
+                   small: cst.BaseSmallStatement, state: dict[str, str], bound: set[str]) -> None:
+        if not isinstance(small, (cst.Assign, cst.AnnAssign)) or small.value is None:
+            return
+        tensor_locals = {name for name, kind in state.items() if kind == "tensor"}
+        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+        is_tensor = self.is_tensor_expr(small.value, tensor_locals)
+        is_none = isinstance(small.value, cst.Name) and small.value.value == "None"
+        for target in targets:
+            if isinstance(target, cst.Name):
+                bound.add(target.value)
+                if is_tensor:
+                    state[target.value] = "tensor"
+                elif is_none:
+                    state[target.value] = "none"
+                else:
+                    state.pop(target.value, None)
+        if not is_tensor or self._is_zero_dim(small.value):
+            return
+        for target in targets:
+            attr = is_self_attr(target, me)
+            if attr is None or attr in registered or attr not in self._used:
                 continue
-            for target in targets:
-                attr = is_self_attr(target, me)
-                if attr is None or attr in registered or attr not in self._used:
-                    continue
-                fix = None
-                # register_buffer needs nn.Module.__init__ to have run first
-                can_register = self._before_init is not None and not (
-                    func is self._init and id(small) in self._before_init
+            if self._moved is None:
+                self._moved = self._attributes_moved(cls, self._init)
+            if attr in self._moved:
+                continue
+            fix = None
+            # register_buffer needs nn.Module.__init__ to have run first
+            can_register = self._before_init is not None and not (
+                func is self._init and id(small) in self._before_init
+            )
+            if len(targets) == 1 and can_register:
+                value = self.ctx.code_for(small.value)
+                fix = PendingFix(
+                    "safe",
+                    (Replace(small, f'{me}.register_buffer("{attr}", {value}, persistent=False)'),),
+                    "register as a non-persistent buffer",
                 )
-                if len(targets) == 1 and can_register:
-                    value = self.ctx.code_for(small.value)
-                    fix = PendingFix(
-                        "safe",
-                        (Replace(small, f'{me}.register_buffer("{attr}", {value}, persistent=False)'),),
-                        "register as a non-persistent buffer",
-                    )
-                self.report(
-                    small,
-                    f"self.{attr} holds a tensor but is not a buffer: it stays on the CPU when the Module "
-                    f"moves with .to(device); use self.register_buffer(\"{attr}\", ..., persistent=False)",
-                    fix=fix,
-                    context={"class": cls.name.value},
-                )
+            self.report(
+                small,
+                f"self.{attr} holds a tensor but is not a buffer: it stays on the CPU when the Module "
+                f"moves with .to(device); use self.register_buffer(\"{attr}\", ..., persistent=False)",
+                fix=fix,
+                context={"class": cls.name.value},
+            )
 
 
 # --- TL107 ----------------------------------------------------------------------------------
