@@ -110,7 +110,8 @@ class DiscardedTensorMove(Rule):
             names = [m[0] for m in found]
             fix = None
             if len(found) == len(calls) and len(set(names)) == len(names):
-                fix = PendingFix("safe", (InsertBefore(value, f"{', '.join(names)} = "),),
+                safety = "unsafe" if any(self._presumed(n) for n in names) else "safe"
+                fix = PendingFix(safety, (InsertBefore(value, f"{', '.join(names)} = "),),
                                  f"assign: {', '.join(names)} = ...")
             for name, shown, call in found:
                 self.report(call, f"{shown} returns a new tensor and the result is discarded (tensors are not "
@@ -122,9 +123,17 @@ class DiscardedTensorMove(Rule):
             call,
             f"{shown} returns a new tensor and the result is discarded (tensors are not moved "
             f"in place); assign it: {name} = {shown}",
-            fix=PendingFix("safe", (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
+            # `x = x.to(...)` is right for tensors; a loader batch item is only presumed to be one
+            # (a custom batch object whose .to() moves in place and returns None would be lost)
+            fix=PendingFix("unsafe" if self._presumed(name) else "safe",
+                           (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
             context=context,
         )
+
+    def _presumed(self, name: str) -> bool:
+        """A name unpacked from a loader batch: a tensor by presumption only."""
+        scope = enclosing_scope(self.ctx)
+        return scope is not None and holding(self.ctx, scope, name).kind == "batch"
 
     def _discarded_move(self, call: cst.BaseExpression) -> tuple[str, str, cst.Call] | None:
         """(name, shown text, call) for `x.to(...)` / `x.cuda()` ... on a name holding a tensor."""

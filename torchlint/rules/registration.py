@@ -9,6 +9,7 @@ import libcst as cst
 from torchlint.context import (
     CONTAINER_CLASSES, dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
 )
+from torchlint.facts import self_attr_values
 from torchlint.rule import (
     Case, DeleteLine, InsertLineAfter, InsertLineBefore, PendingFix, Replace, Rule,
 )
@@ -1105,7 +1106,10 @@ class TensorAttributeNotBuffer(Rule):
             can_register = self._before_init is not None and not (
                 func is self._init and id(small) in self._before_init
             )
-            if len(targets) == 1 and can_register:
+            # register_buffer raises when the name is already a plain attribute (`self.x = None`
+            # first), and assigning a non-tensor to a buffer later raises: only a lone assignment
+            sole = len(self_attr_values(self.ctx, cls).get(attr, [])) == 1
+            if len(targets) == 1 and can_register and sole:
                 value = self.ctx.code_for(small.value)
                 fix = PendingFix(
                     "safe",
