@@ -35,7 +35,8 @@ _FLOAT_NAME = re.compile(r"drop|(^|_)rate$|^p$|^eps$|epsilon|alpha|beta|gamma|te
 _BOOL_NAME = re.compile(r"^(use|is|has|with|enable|return)_|^(bias|bidirectional|batch_first|affine|"
                         r"residual|causal|pretrained|inplace)$")
 _MODULE_NAME = re.compile(r"encoder|decoder|backbone|model|net|block|layer|module|head|body|stem|"
-                          r"embedding|embedder|activation|act|norm|fn|base|trunk|network")
+                          r"embedding|embedder|activation|act|norm|fn|base|trunk|network|generator|"
+                          r"discriminator|critic|actor|policy|classifier|extractor|featurizer|inner|wrapped")
 _LIST_NAME = re.compile(r"s$")  # `tasks`, `layers_sizes`: a plural may want a list
 
 
