@@ -228,6 +228,18 @@ class FileContext:
             return q[len("torch.nn."):]
         return None
 
+    @cached_property
+    def is_generator_template(self) -> bool:
+        """A Hugging Face `modular_<model>.py` file: a template that transformers' code
+        generator expands into `modeling_<model>.py`; it is never imported or run, and its
+        odd shapes (`super().forward(...)` as a statement, layers assigned before
+        `super().__init__(config)`) are directives to the generator. Recognised by its name
+        and its imports from other models' `modeling_*` modules."""
+        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        if not name.startswith("modular_"):
+            return False
+        return any(part.startswith("modeling_") for full in self.imports.values() for part in full.split("."))
+
     # ---- Module classes ----------------------------------------------------------------
     def class_facts(self, node: cst.ClassDef) -> ClassFacts:
         """Facts about a class of this file (cached)."""
