@@ -939,6 +939,21 @@ def _name_python(bound: cst.Name, parents: dict[int, cst.CSTNode], func: cst.Fun
     return True
 
 
+def _exclusive_branches(a: cst.CSTNode, b: cst.CSTNode, parents: dict[int, cst.CSTNode]) -> bool:
+    """Whether two nodes of one function lie in different branches of the same if/elif/else."""
+    def branches(node: cst.CSTNode) -> dict[int, cst.CSTNode]:
+        out: dict[int, cst.CSTNode] = {}
+        child, parent = node, parents.get(id(node))
+        while parent is not None:
+            if isinstance(parent, cst.If) and child is not parent.test:
+                out[id(parent)] = child  # the body block, or the else/elif part
+            child, parent = parent, parents.get(id(parent))
+        return out
+
+    left, right = branches(a), branches(b)
+    return any(key in right and right[key] is not side for key, side in left.items())
+
+
 def _binding_targets(small: cst.BaseSmallStatement) -> list[cst.BaseExpression]:
     """The targets a simple statement binds or unbinds (`=`, `+=`, annotated, `del`)."""
     if isinstance(small, cst.Assign):
@@ -986,7 +1001,7 @@ class TensorAttributeNotBuffer(Rule):
         self._moved: set[str] | None = None  # computed when a finding needs it
         self._init = init
         self._before_init = self._statements_before_parent_init(node, init)
-        self._bindings: dict[str, list[int]] | None = None  # computed when a fix needs it
+        self._bindings: dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] | None = None  # when a fix needs it
         self._python_only: dict[str, bool] = {}
         for func in self.ctx.reachable_methods(node, init):
             self._check(node, func, self_name(func) or "self", registered)
@@ -1068,15 +1083,25 @@ class TensorAttributeNotBuffer(Rule):
         this file cannot see into, and the fix is not offered."""
         if self._bindings is None:
             self._bindings = self._class_bindings(cls, set())
-        return self._bindings is not None and self._bindings.get(attr, []) == [id(small)]
+        if self._bindings is None:
+            return False
+        others = [(node, owner) for node, owner in self._bindings.get(attr, []) if node is not small]
+        if not others:
+            return True
+        # `if learnable: self.g = nn.Parameter(...)` / `else: self.g = torch.ones(n)`: only one runs
+        owner = next((o for n, o in self._bindings[attr] if n is small), None)
+        if owner is None or any(o is not owner for _, o in others):
+            return False
+        parents = _parent_map(owner)
+        return all(_exclusive_branches(small, node, parents) for node, _ in others)
 
-    def _class_bindings(self, cls: cst.ClassDef, seen: set[int]) -> dict[str, list[int]] | None:
-        """attr -> ids of the statements binding it, over the class and its bases; None when
-        a base is neither nn.Module nor a class of this file."""
+    def _class_bindings(self, cls: cst.ClassDef, seen: set[int]) -> dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] | None:
+        """attr -> (statement binding it, the method or class it is in), over the class and its
+        bases; None when a base is neither nn.Module nor a class of this file."""
         if id(cls) in seen:
             return None
         seen.add(id(cls))
-        out: dict[str, list[int]] = {}
+        out: dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] = {}
         for arg in cls.bases:
             if arg.keyword is not None or arg.star:
                 return None
@@ -1093,12 +1118,12 @@ class TensorAttributeNotBuffer(Rule):
                 out.setdefault(name, []).extend(ids)
         for stmt in statement_body(cls):
             if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-                out.setdefault(stmt.name.value, []).append(id(stmt))
+                out.setdefault(stmt.name.value, []).append((stmt, cls))
             if not isinstance(stmt, cst.FunctionDef):
                 for small in small_statements([stmt]):
                     for target in _binding_targets(small):
                         if isinstance(target, cst.Name):
-                            out.setdefault(target.value, []).append(id(small))
+                            out.setdefault(target.value, []).append((small, cls))
                 continue
             me = self_name(stmt) or "self"
             for small in small_statements(statement_body(stmt), into_defs=True):
@@ -1106,7 +1131,7 @@ class TensorAttributeNotBuffer(Rule):
                     for node in (target, *descendants(target)):
                         attr = is_self_attr(node, me)
                         if attr and (node is target or isinstance(target, (cst.Tuple, cst.List))):
-                            out.setdefault(attr, []).append(id(small))
+                            out.setdefault(attr, []).append((small, stmt))
             for node in find_all(stmt.body, (cst.For, cst.With, cst.Call)):
                 if isinstance(node, cst.Call):
                     # setattr(self, "x", ...)
@@ -1114,7 +1139,7 @@ class TensorAttributeNotBuffer(Rule):
                             and isinstance(node.args[1].value, cst.SimpleString)):
                         name = node.args[1].value.evaluated_value
                         if isinstance(name, str):
-                            out.setdefault(name, []).append(id(node))
+                            out.setdefault(name, []).append((node, stmt))
                     continue
                 bound = [node.target] if isinstance(node, cst.For) else [
                     item.asname.name for item in node.items if item.asname is not None
@@ -1123,7 +1148,7 @@ class TensorAttributeNotBuffer(Rule):
                     for sub in (target, *descendants(target)):
                         attr = is_self_attr(sub, me)
                         if attr:
-                            out.setdefault(attr, []).append(id(node))
+                            out.setdefault(attr, []).append((node, stmt))
         return out
 
     @staticmethod
