@@ -11,7 +11,8 @@ did not write. It
    ~/.cache/torchlint-primer, or $TORCHLINT_PRIMER_CACHE, or --cache); what is already unpacked
    is not downloaded again. d2l 1.0.3 is pinned in both lists; it comes once, with the corpus,
    and is reported with the library group;
-2. runs `torchlint check --no-cache --select ALL --format json` on each package (in parallel)
+2. runs `torchlint check --no-cache --format json` on each package (in parallel), with the
+   default selection, the findings a user sees (opt-in rules are left out)
    and compares the findings with `benchmarks/primer/findings.txt`, where every finding carries
    a verdict (`real`, `harmless`, `false`) and a one-line reason;
 3. applies every fix to a copy of each research package (`--fix` alone first: the safe set;
@@ -283,7 +284,7 @@ def fix_note(fix: dict, text: str) -> str:
 
 
 def torchlint(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "torchlint.cli", "check", "--no-cache", "--select", "ALL",
+    return subprocess.run([sys.executable, "-m", "torchlint.cli", "check", "--no-cache",
                            "--quiet", "--jobs", "1", *args],
                           capture_output=True, text=True, cwd=tempfile.gettempdir())
 

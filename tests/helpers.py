@@ -16,11 +16,13 @@ _EXPECT = re.compile(r"#\s*expect:\s*((?:TL\d{3}[,\s]*)+)")
 
 
 def lint(code: str, select: str | list[str] | None = None, path: str = "example.py",
-         index: ProjectIndex | None = None, module_bases: tuple[str, ...] = ()) -> list[Diagnostic]:
-    """Lint a snippet (dedented) with the given codes enabled (default: all)."""
+         index: ProjectIndex | None = None, module_bases: tuple[str, ...] = (),
+         also: str | None = None) -> list[Diagnostic]:
+    """Lint a snippet (dedented) with the given codes enabled (default: the default set, plus
+    `also`, an opt-in rule under test)."""
     if isinstance(select, str):
         select = [select]
-    enabled = select_codes(select, None) if select else ALL
+    enabled = select_codes(select, None) if select else select_codes(None, None, [also]) if also else ALL
     options = Options(enabled=enabled, module_bases=module_bases)
     return check_source(textwrap.dedent(code), path, options, index).diagnostics
 

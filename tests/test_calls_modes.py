@@ -118,3 +118,68 @@ def test_eval_inside_helper_called_before_no_grad() -> None:
     )
     assert lint(code, "TL301") == []
     assert codes_lines(lint(code.replace("    prepare(model)\n", ""), "TL301")) == [("TL301", 11)]
+
+
+def test_forward_fix_is_safe_only_for_known_modules() -> None:
+    # `x.forward()` -> `x()` keeps behaviour only when x is an nn.Module: an OpenCV net has no __call__
+    code = PRELUDE + (
+        "class Net(nn.Module):\n"
+        "    def __init__(self, inner, n):\n"
+        "        super().__init__()\n"
+        "        self.inner = inner\n"
+        "        self.fc = nn.Linear(n, n).to('cpu')\n"
+        "        self.blocks = nn.Sequential(nn.Linear(n, n))\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        x = self.inner.forward(x)\n"
+        "        x = self.fc.forward(x)\n"
+        "        for name, child in self.blocks.named_children():\n"
+        "            x = child.forward(x)\n"
+        "        return self.blocks[0].forward(x)\n"
+        "\n"
+        "def run(model, x):\n"
+        "    net = model\n"
+        "    return net.forward(x)\n"
+    )
+    found = {d.line: d.fix.applicability for d in lint(code, "TL201") if d.fix is not None}
+    assert found == {13: "unsafe", 14: "safe", 16: "safe", 17: "safe", 21: "unsafe"}
+
+
+def test_forward_receivers_followed_through_copied_locals() -> None:
+    code = PRELUDE + (
+        "import cv2\n"
+        "\n"
+        "class Detector:\n"
+        "    def __init__(self, path, backbone):\n"
+        "        net = cv2.dnn.readNet(path)\n"
+        "        self.__dict__.update(locals())\n"
+        "\n"
+        "    def run(self, x):\n"
+        "        return self.net.forward(), self.backbone.forward(x)\n"
+    )
+    # self.net is the OpenCV net (silent); self.backbone is a parameter of unknown type (flagged)
+    assert [(d.line, d.col) for d in lint(code, "TL201")] == [(13, 36)]
+
+
+def test_state_update_forward_whose_result_is_used_is_flagged() -> None:
+    code = PRELUDE + (
+        "class Ema(nn.Module):\n"
+        "    def __init__(self, model):\n"
+        "        super().__init__()\n"
+        "        self.model = model\n"
+        "\n"
+        "    @torch.no_grad()\n"
+        "    def forward(self, other):\n"
+        "        for a, b in zip(self.model.parameters(), other.parameters()):\n"
+        "            a.lerp_(b, 0.01)\n"
+        "\n"
+        "class Trainer:\n"
+        "    def __init__(self, model):\n"
+        "        self.ema = Ema(model)\n"
+        "\n"
+        "    def step(self, model):\n"
+        "        self.ema(model)\n"
+    )
+    assert lint(code, "TL203") == []
+    used = code.replace("        self.ema(model)\n", "        return self.ema(model)\n")
+    assert codes_lines(lint(used, "TL203")) == [("TL203", 11)]

@@ -30,7 +30,7 @@ def test_codes_are_unique_and_well_formed() -> None:
     "rule,code", [(r, c) for r in RULES for c in r.valid], ids=lambda v: getattr(v, "code", "")
 )
 def test_valid_examples_are_silent(rule, code) -> None:
-    found = [d for d in lint(code) if d.code == rule.code]
+    found = [d for d in lint(code, also=rule.code) if d.code == rule.code]
     assert found == [], f"{rule.code} flagged a valid example:\n{textwrap.dedent(code)}\n{found}"
 
 
@@ -38,10 +38,10 @@ def test_valid_examples_are_silent(rule, code) -> None:
     "rule,case", [(r, c) for r in RULES for c in r.invalid], ids=lambda v: getattr(v, "code", "")
 )
 def test_invalid_examples_flag_exactly(rule, case) -> None:
-    found = [(d.code, d.line) for d in lint(case.code) if d.code == rule.code]
+    found = [(d.code, d.line) for d in lint(case.code, also=rule.code) if d.code == rule.code]
     assert found == [(rule.code, case.line)], textwrap.dedent(case.code)
     if case.col is not None:
-        cols = [d.col for d in lint(case.code) if d.code == rule.code]
+        cols = [d.col for d in lint(case.code, also=rule.code) if d.code == rule.code]
         assert cols == [case.col]
 
 

@@ -131,7 +131,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
 
     root = config.root or project_root(args.paths)
-    options = Options(enabled=enabled, max_file_size=max_size, module_bases=tuple(config.module_bases))
+    options = Options(enabled=enabled, max_file_size=max_size, module_bases=tuple(config.module_bases),
+                      torch_version=config.torch_version)
     cache = None
     if not args.no_cache:
         cache_dir = Path(args.cache_dir) if args.cache_dir else root / ".torchlint_cache"

@@ -43,15 +43,16 @@ class Config:
     extend_exclude: list[str] = field(default_factory=list)
     module_bases: list[str] = field(default_factory=list)
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    torch_version: str | None = None  # "2.1": the torch the project targets (TL5xx follow it)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def findings_key(self) -> str:
         """The settings that change findings, for cache keys (per-file ignores apply later)."""
-        return repr((self.module_bases, self.max_file_size))
+        return repr((self.module_bases, self.max_file_size, self.torch_version))
 
 
 _LIST_OF_STR = {"select", "extend-select", "ignore", "exclude", "extend-exclude", "module-bases"}
-_KNOWN = _LIST_OF_STR | {"per-file-ignores", "max-file-size", "runtime"}
+_KNOWN = _LIST_OF_STR | {"per-file-ignores", "max-file-size", "runtime", "torch-version"}
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -124,7 +125,24 @@ def load_config(pyproject: Path | None) -> Config:
             config.max_file_size = value
         elif key == "runtime":
             config.runtime = _runtime(value, pyproject)
+        elif key == "torch-version":
+            config.torch_version = _torch_version(value, pyproject)
     return config
+
+
+def _torch_version(value: Any, where: Path) -> str:
+    """`torch-version = "2.1"`: a released torch version, MAJOR.MINOR (a patch part is ignored)."""
+    import re
+
+    from torchlint.torchnames import torch_names
+
+    table = torch_names().version
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\.\d+(\.\d+)?", value.strip()):
+        raise ConfigError(f"{where}: [tool.torchlint] torch-version must be a version string such as \"2.1\" (got {value!r})")
+    major, minor = (int(p) for p in value.strip().split(".")[:2])
+    if (major, minor) < (1, 0):
+        raise ConfigError(f"{where}: [tool.torchlint] torch-version {value!r}: torchlint knows torch 1.0 to {table}")
+    return f"{major}.{minor}"
 
 
 def _runtime(value: Any, where: Path) -> RuntimeConfig:

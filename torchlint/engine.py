@@ -51,6 +51,7 @@ class Options:
     honour_noqa: bool = True
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     module_bases: tuple[str, ...] = ()
+    torch_version: str | None = None  # the torch the project targets (None: the name table's)
 
 
 @dataclass
@@ -296,7 +297,8 @@ def check_source(source: str, path: str, options: Options, index: ProjectIndex |
 
 def _run_rules(result: FileResult, module: cst.Module, source: str, path: str, module_name: str,
                is_package: bool, options: Options, index: ProjectIndex) -> None:
-    ctx = FileContext(path, source, module, module_name, index, is_package)
+    ctx = FileContext(path, source, module, module_name, index, is_package,
+                      {"torch_version": options.torch_version} if options.torch_version else None)
     rules = [cls(ctx) for cls in rule_classes(options.enabled)]
     dispatcher = _Dispatcher(rules, ctx)
     try:

@@ -50,14 +50,14 @@ def uses_torch(ctx: FileContext) -> bool:
 
 
 def has_training_code(ctx: FileContext) -> bool:
-    """Cheap text pre-check: without `backward`, `no_grad` or `inference_mode` in the file, there
-    is no training loop and no evaluation block, and the scope walk can be skipped."""
+    """Cheap text pre-check: without `backward`, `no_grad`, `inference_mode` or `set_grad_enabled`
+    in the file, there is no training loop and no evaluation block, and the scope walk can be skipped."""
     cache = _cache(ctx)
     found = cache.get("training_code")
     if found is None:
         source = ctx.source
-        found = cache["training_code"] = ("backward" in source or "no_grad" in source
-                                          or "inference_mode" in source) and uses_torch(ctx)
+        found = cache["training_code"] = ("backward" in source or "no_grad" in source or "inference_mode" in source
+                                          or "set_grad_enabled" in source) and uses_torch(ctx)
     return bool(found)
 
 
@@ -104,14 +104,33 @@ def mode_switch(call: cst.Call) -> str | None:
 
 
 def is_no_grad_context(ctx: FileContext, expr: cst.BaseExpression) -> bool:
-    """`torch.no_grad()`, `torch.inference_mode()` (called or not, however imported)."""
+    """`torch.no_grad()`, `torch.inference_mode()` (called or not, however imported),
+    `torch.set_grad_enabled(False)`."""
     if isinstance(expr, cst.Call):
-        if expr.args and ctx.qualname(expr.func) == "torch.inference_mode":
+        qualname = ctx.qualname(expr.func)
+        if expr.args and qualname == "torch.inference_mode":
             literal = _bool_literal(expr.args[0].value)
             if literal is False:
                 return False
+        if qualname in ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled",
+                        "torch.autograd.grad_mode.set_grad_enabled"):
+            pos = positional_args(expr)
+            mode = keyword_arg(expr, "mode")
+            value = mode.value if mode is not None else (pos[0].value if pos else None)
+            return value is not None and _bool_literal(value) is False
         expr = expr.func
     return ctx.qualname(expr) in NO_GRAD_CONTEXTS
+
+
+def eval_context_receiver(expr: cst.BaseExpression) -> str | None:
+    """`model` for `with eval_mode(model):` / `with evaluating(self.net):`: a context manager whose
+    name says it switches its argument to eval mode."""
+    if not isinstance(expr, cst.Call) or not expr.args:
+        return None
+    name = (dotted_name(expr.func) or "").rsplit(".", 1)[-1].lower()
+    if "eval" not in name:
+        return None
+    return dotted_name(expr.args[0].value)
 
 
 def is_module_constructor(ctx: FileContext, expr: cst.BaseExpression) -> bool:
@@ -272,6 +291,30 @@ def backward_target(call: cst.Call) -> tuple[bool, str | None]:
     if pos and isinstance(pos[0].value, cst.Name):
         return True, pos[0].value.value
     return True, None
+
+
+# Tensor methods whose result still carries the autograd graph of their receiver.
+GRAPH_KEEPING_METHODS = frozenset({
+    "sum", "mean", "clone", "squeeze", "unsqueeze", "view", "reshape", "flatten", "contiguous", "abs", "sqrt",
+    "exp", "log", "double", "half", "to", "cuda", "mul", "div", "add", "sub",
+})
+_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.Power)
+
+
+def graph_operands(expr: cst.BaseExpression) -> list[cst.Name]:
+    """The names whose tensor (and autograd graph) an expression's value still carries:
+    `loss` in `loss`, `loss / len(loader)`, `loss * x.size(0)`, `loss.sum()`, `(loss + aux).mean()`.
+    Detached forms (`loss.item()`, `loss.detach()`, `float(loss)`, `loss.data`) carry none."""
+    if isinstance(expr, cst.Name):
+        return [] if expr.value in ("True", "False", "None") else [expr]
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, _ARITHMETIC):
+        return graph_operands(expr.left) + graph_operands(expr.right)
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        return graph_operands(expr.expression)
+    if (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value in GRAPH_KEEPING_METHODS):
+        return graph_operands(expr.func.value)
+    return []
 
 
 def clears_grad_call(call: cst.Call) -> bool:
@@ -451,6 +494,9 @@ class _Collector:
             guarded = any(is_no_grad_context(self.ctx, item.item) for item in node.items)
             for item in node.items:
                 self._walk(item)
+                switched = eval_context_receiver(item.item)
+                if switched is not None:
+                    self._add("eval", item.item, key=switched)
             if guarded:
                 self.no_grad.append(node)
             self._walk_block(node.body)
@@ -489,10 +535,10 @@ class _Collector:
             elif isinstance(target, cst.Subscript):
                 self._walk(target)
         if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
-            value = node.value
             key = dotted_name(node.target)
-            if isinstance(value, cst.Name) and key:
-                self._add("accumulate", node, key=key, value=value.value)
+            if key:
+                for name in graph_operands(node.value):
+                    self._add("accumulate", node, key=key, value=name.value)
         elif isinstance(node, cst.Assign) and len(node.targets) == 1:
             key = dotted_name(node.targets[0].target)
             value = node.value
@@ -500,8 +546,10 @@ class _Collector:
                 # `total = total + loss` (or `loss + total`): the spelled-out `+=`
                 sides = (value.left, value.right)
                 for own, added in (sides, sides[::-1]):
-                    if dotted_name(own) == key and isinstance(added, cst.Name) and added.value != key:
-                        self._add("accumulate", node, key=key, value=added.value)
+                    if dotted_name(own) == key:
+                        for name in graph_operands(added):
+                            if name.value != key:
+                                self._add("accumulate", node, key=key, value=name.value)
                         break
             if key is not None:
                 kind = "bind_module" if is_module_constructor(self.ctx, node.value) else "bind"
@@ -526,10 +574,10 @@ class _Collector:
             return
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "append" and len(call.args) == 1:
-            value = call.args[0].value
             key = dotted_name(func.value)
-            if isinstance(value, cst.Name) and key:
-                self._add("accumulate", call, key=key, value=value.value)
+            if key:
+                for name in graph_operands(call.args[0].value):
+                    self._add("accumulate", call, key=key, value=name.value)
             return
         local = self._local_function(func)
         if local is not None:
@@ -700,80 +748,362 @@ def container_names(ctx: FileContext) -> frozenset[str]:
 
 
 # ---- does train/eval mode change what a Module computes? ---------------------------------
-_MODE_FREE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "DataParallel"})  # judged by their items
-_ALWAYS_DROPOUT = ("Transformer", "MultiheadAttention")
+@dataclass(frozen=True)
+class ModeReason:
+    """What makes a Module compute differently in train and eval mode.
+
+    `what` names it (`Dropout(p=0.1)`, `BatchNorm2d`, `Block.forward branching on self.training`);
+    empty when the Module may depend on the mode but the linter cannot see what it holds (a class
+    of another file or package). `where` is the path below the Module (`[1]`, `.encoder.layers[0]`).
+    """
+
+    what: str
+    where: str = ""
+
+    @property
+    def known(self) -> bool:
+        return bool(self.what)
+
+    def within(self, prefix: str) -> ModeReason:
+        return ModeReason(self.what, prefix + self.where) if self.what else self
+
+    def describe(self, key: str) -> str:
+        """`Dropout(p=0.1) in model.encoder.layers[0]` (empty when unknown)."""
+        return f"{self.what} in {key}{self.where}" if self.what else ""
 
 
-def _torch_layer_mode_dependent(ctx: FileContext, name: str, call: cst.Call, depth: int) -> bool:
-    if name in ctx.names.nn_dropout_layers or "BatchNorm" in name or "InstanceNorm" in name:
-        return True
-    if name.startswith(_ALWAYS_DROPOUT):
-        return True
-    if name in ("RNN", "LSTM", "GRU"):
-        dropout = keyword_arg(call, "dropout")
-        return dropout is not None and ctx.code_for(dropout.value).strip() not in ("0", "0.0")
-    if name in _MODE_FREE_CONTAINERS:
-        from torchlint.walk import descendants
-
-        return any(isinstance(n, cst.Call) and mode_dependent(ctx, n, depth + 1) for n in descendants(call))
-    return False
+UNKNOWN_MODE = ModeReason("")
+_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+_WRAPPERS = frozenset({"DataParallel", "DistributedDataParallel"})  # judged by the wrapped Module
 
 
-def mode_dependent(ctx: FileContext, call: cst.Call, depth: int = 0) -> bool:
-    """Whether the Module that `call` builds may compute differently in train and eval mode.
+def _number(expr: cst.BaseExpression | None) -> float | None:
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        try:
+            return float(expr.value.replace("_", ""))
+        except ValueError:
+            return None
+    return None
 
-    False only when that is known: torch layers without Dropout/BatchNorm/InstanceNorm, and
-    classes of this file built only from such layers (the DQN of a tutorial). True otherwise.
+
+def _argument(call: cst.Call, name: str, index: int | None) -> cst.BaseExpression | None:
+    """The value of a parameter given by keyword or position (None when not given)."""
+    arg = keyword_arg(call, name)
+    if arg is not None:
+        return arg.value
+    pos = positional_args(call)
+    if index is not None and index < len(pos):
+        return pos[index].value
+    return None
+
+
+def _literal(expr: cst.BaseExpression | None) -> bool | None:
+    return _bool_literal(expr) if expr is not None else None
+
+
+# (parameter, position, default) of the dropout probability of the layers that have one
+_DROPOUT_PARAM = {
+    "RNN": ("dropout", None, 0.0), "LSTM": ("dropout", 5, 0.0), "GRU": ("dropout", 5, 0.0),
+    "Transformer": ("dropout", 5, 0.1), "TransformerEncoderLayer": ("dropout", 3, 0.1),
+    "TransformerDecoderLayer": ("dropout", 3, 0.1), "MultiheadAttention": ("dropout", 2, 0.0),
+}
+
+
+def _torch_layer_reason(ctx: FileContext, name: str, call: cst.Call | None, depth: int,
+                        in_class: bool = False) -> ModeReason | None:
+    """Why a torch layer depends on the mode (None: it does not). `call` is None for a base class."""
+    if name in ctx.names.nn_dropout_layers:
+        p = _argument(call, "p", 0) if call is not None else None
+        if p is None:
+            return ModeReason(f"{name}(p=0.5)") if call is not None else ModeReason(name)
+        return None if _number(p) == 0 else ModeReason(f"{name}(p={ctx.code_for(p).strip()})")
+    if "BatchNorm" in name:
+        track = _argument(call, "track_running_stats", 4) if call is not None else None
+        return None if _literal(track) is False else ModeReason(name)  # no running stats: batch stats in both modes
+    if "InstanceNorm" in name:
+        track = _argument(call, "track_running_stats", 4) if call is not None else None
+        if track is None or _literal(track) is False:
+            return None  # the default: instance statistics in both modes
+        return ModeReason(f"{name}(track_running_stats={ctx.code_for(track).strip()})")
+    if name in _DROPOUT_PARAM:
+        if call is None:
+            return UNKNOWN_MODE
+        param, index, default = _DROPOUT_PARAM[name]
+        value = _argument(call, param, index)
+        if value is None and name == "RNN" and len(positional_args(call)) > 6:
+            return UNKNOWN_MODE
+        if value is None:
+            return None if default == 0 else ModeReason(f"{name}({param}={default})")
+        return None if _number(value) == 0 else ModeReason(f"{name}({param}={ctx.code_for(value).strip()})")
+    if name in ("TransformerEncoder", "TransformerDecoder"):
+        layer = _argument(call, "encoder_layer" if name == "TransformerEncoder" else "decoder_layer", 0) \
+            if call is not None else None
+        if isinstance(layer, cst.Call):
+            found = mode_reason(ctx, layer, depth + 1)
+            return found.within(".layers[0]") if found is not None else None
+        return UNKNOWN_MODE
+    if name in _CONTAINERS or name in _WRAPPERS:
+        return _items_reason(ctx, name, call, depth, in_class) if call is not None else UNKNOWN_MODE
+    return None
+
+
+def _items_reason(ctx: FileContext, name: str, call: cst.Call, depth: int, in_class: bool) -> ModeReason | None:
+    """The first mode-dependent item of a container (`nn.Sequential(a, b)`, `nn.ModuleList([...])`).
+    In a class, items held in local names were built by calls of the class's own methods, which
+    the class scan reads anyway (`in_class`); elsewhere such an item is unknown."""
+    from torchlint.walk import descendants
+
+    items: list[tuple[str, cst.BaseExpression]] = []
+    if name == "Sequential":
+        items = [(f"[{i}]" if not a.star else "", a.value) for i, a in enumerate(call.args) if a.keyword is None]
+    elif call.args and isinstance(call.args[0].value, (cst.List, cst.Tuple)) and not call.args[0].star:
+        items = [(f"[{i}]", e.value) for i, e in enumerate(call.args[0].value.elements)]
+    elif call.args and isinstance(call.args[0].value, cst.Dict) and not call.args[0].star:
+        for element in call.args[0].value.elements:
+            if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
+                items.append((f"[{element.key.value}]", element.value))
+            elif isinstance(element, cst.DictElement):
+                items.append(("", element.value))
+            else:
+                return UNKNOWN_MODE
+    elif name in _WRAPPERS and call.args:
+        items = [("", call.args[0].value)]
+    elif call.args:
+        items = [("", a.value) for a in call.args if a.keyword is None]
+    unknown = False
+    for where, item in items:
+        if not isinstance(item, cst.Call):
+            # a name, a starred list, a comprehension: look at the calls inside, if any
+            calls = [n for n in descendants(item) if isinstance(n, cst.Call)] if not isinstance(item, cst.Name) else []
+            if not calls and not in_class:
+                unknown = True
+            for inner in calls:
+                found = mode_reason(ctx, inner, depth + 1)
+                if found is not None and found.known:
+                    return found
+                unknown = unknown or found is not None
+            continue
+        found = mode_reason(ctx, item, depth + 1)
+        if found is not None and found.known:
+            return found.within(where)
+        unknown = unknown or found is not None
+    return UNKNOWN_MODE if unknown else None
+
+
+def mode_reason(ctx: FileContext, call: cst.Call, depth: int = 0, in_class: bool = False) -> ModeReason | None:
+    """Why the Module that `call` builds may compute differently in train and eval mode.
+
+    None only when it is known not to: torch layers without an active Dropout, BatchNorm,
+    tracked InstanceNorm, or recurrent/attention dropout, and classes of this file built only
+    from such layers that never read `self.training` (a tutorial's DQN, a CycleGAN generator of
+    convolutions and default InstanceNorm2d). `UNKNOWN_MODE` when it may, for reasons the
+    linter cannot see (a class of another file or package).
     """
     if depth > 8:
-        return True
+        return UNKNOWN_MODE
     while (isinstance(call.func, cst.Attribute) and call.func.attr.value in MODULE_SELF_METHODS
            and isinstance(call.func.value, cst.Call)):
         call = call.func.value
     name = ctx.torch_nn_name(call.func)
     if name is not None:
-        return _torch_layer_mode_dependent(ctx, name, call, depth)
+        return _torch_layer_reason(ctx, name, call, depth, in_class)
     func = call.func
-    if isinstance(func, cst.Name) and func.value in ctx.local_classes and func.value not in ctx.imports:
-        return _class_mode_dependent(ctx, ctx.local_classes[func.value], depth)
+    if isinstance(func, cst.Name) and func.value not in ctx.imports:
+        if func.value in ctx.local_classes:
+            classdef = ctx.local_classes[func.value]
+            if ctx.class_facts(classdef).is_module is False:
+                return None
+            return _class_reason(ctx, classdef, depth)
+        local = ctx.local_functions.get(func.value)
+        if local is not None and func.value[:1].islower():
+            return _body_reason(ctx, local, depth)  # a builder function of this file
     qualname = ctx.qualname(func)
-    if qualname is not None and qualname.startswith("torch.nn.functional."):
-        return qualname.rsplit(".", 1)[-1].startswith(("dropout", "batch_norm", "instance_norm", "alpha_dropout",
-                                                        "feature_alpha_dropout"))
     if qualname is not None and qualname.startswith("torch.") and ctx.expr_is_module_class(func) is not True:
-        return False  # torch functions and tensor ops
-    if isinstance(func, cst.Attribute) and ctx.qualname(func) is None:
-        return False  # a method call on a value (x.view(...)): not a Module being built
-    if isinstance(func, cst.Name) and qualname is None and func.value[:1].islower():
-        return False  # a builtin or plain function (super(), len(), ...), not a Module class
+        return None  # torch functions (F.dropout without a training flag ignores the mode) and tensor ops
+    if isinstance(func, cst.Attribute) and qualname is None:
+        return None  # a method call on a value (x.view(...)): not a Module being built
+    if qualname is not None and (qualname in MODULE_FACTORIES or qualname.startswith(MODULE_FACTORY_PREFIXES)):
+        return UNKNOWN_MODE
+    last = (qualname or dotted_name(func) or "").rsplit(".", 1)[-1]
+    if last[:1].islower() or last[:1] == "_":
+        return None  # a function (builtin, numpy, a helper of another file): not known to build a Module
     if ctx.expr_is_module_class(func) is False:
-        return False
-    return True
+        return None
+    return UNKNOWN_MODE
 
 
-def _class_mode_dependent(ctx: FileContext, classdef: cst.ClassDef, depth: int) -> bool:
-    cache = _cache(ctx).setdefault("mode_dependent", {})
-    found = cache.get(id(classdef))
+def mode_dependent(ctx: FileContext, call: cst.Call, depth: int = 0) -> bool:
+    """Whether the Module that `call` builds may compute differently in train and eval mode."""
+    return mode_reason(ctx, call, depth) is not None
+
+
+def _reads_training(node: cst.CSTNode) -> bool:
+    return (isinstance(node, cst.Attribute) and node.attr.value == "training"
+            and isinstance(node.value, cst.Name) and node.value.value == "self")
+
+
+def _body_reason(ctx: FileContext, func: cst.FunctionDef, depth: int) -> ModeReason | None:
+    """The first mode-dependent layer built in a function of this file (a model builder)."""
+    cache = _cache(ctx).setdefault("mode_reason", {})
+    if id(func) in cache:
+        return cache[id(func)]  # type: ignore[no-any-return]
+    cache[id(func)] = UNKNOWN_MODE  # recursion guard
+    from torchlint.walk import find_all
+
+    found: ModeReason | None = None
+    for call in find_all(func.body, cst.Call, skip_scopes=True):
+        reason = mode_reason(ctx, call, depth + 1)
+        if reason is not None and reason.known:
+            found = ModeReason(reason.what)
+            break
+        if reason is not None:
+            found = UNKNOWN_MODE
+    cache[id(func)] = found
+    return found
+
+
+def _class_reason(ctx: FileContext, classdef: cst.ClassDef, depth: int) -> ModeReason | None:
+    cache = _cache(ctx).setdefault("mode_reason", {})
+    if id(classdef) in cache:
+        return cache[id(classdef)]  # type: ignore[no-any-return]
+    cache[id(classdef)] = UNKNOWN_MODE  # recursion guard: assume the worst
+    from torchlint.walk import descendants
+
+    unknown = False
+    found: ModeReason | None = None
+    for arg in classdef.bases:
+        base = arg.value
+        if isinstance(base, cst.Name) and base.value in ctx.local_classes and base.value not in ctx.imports:
+            reason = _class_reason(ctx, ctx.local_classes[base.value], depth + 1)
+        else:
+            name = ctx.torch_nn_name(base)
+            if name == "Module":
+                continue
+            reason = _torch_layer_reason(ctx, name, None, depth) if name is not None else UNKNOWN_MODE
+        if reason is not None and reason.known:
+            found = reason
+            break
+        unknown = unknown or reason is not None
     if found is None:
-        cache[id(classdef)] = True  # recursion guard: assume the worst
-        from torchlint.walk import descendants
-
-        found = False
-        for arg in classdef.bases:
-            base = arg.value
-            if isinstance(base, cst.Name) and base.value in ctx.local_classes and base.value not in ctx.imports:
-                found = found or _class_mode_dependent(ctx, ctx.local_classes[base.value], depth + 1)
-            elif ctx.torch_nn_name(base) not in ("Module", None) or ctx.qualname(base) is None:
-                found = True  # a torch layer base, or a base the linter cannot read
-            elif ctx.torch_nn_name(base) is None and ctx.qualname(base) is not None:
-                found = True
-        if not found:
-            for node in descendants(classdef.body):
-                if isinstance(node, cst.Attribute) and node.attr.value == "training":
-                    found = True
-                elif isinstance(node, cst.Call) and mode_dependent(ctx, node, depth + 1):
-                    found = True
-                if found:
+        seen: set[int] = set()
+        attrs = self_attr_values(ctx, classdef)
+        for attr, values in attrs.items():
+            for value in values:
+                seen.update(id(n) for n in descendants(value))
+                if not isinstance(value, cst.Call) or found is not None:
+                    continue
+                reason = mode_reason(ctx, value, depth + 1, in_class=True)
+                if reason is not None and reason.known:
+                    found = reason.within(f".{attr}")
+                unknown = unknown or reason is not None
+    if found is None:
+        for method in ctx.class_facts(classdef).methods.values():
+            for node in descendants(method.body):
+                if _reads_training(node) and not _assigned_target(node, method):
+                    found = ModeReason(f"{classdef.name.value}.{method.name.value} branching on self.training")
                     break
-        cache[id(classdef)] = found
-    return bool(found)
+                if isinstance(node, cst.Call) and id(node) not in seen:
+                    reason = mode_reason(ctx, node, depth + 1, in_class=True)
+                    if reason is not None and reason.known:
+                        found = ModeReason(reason.what)
+                        break
+                    unknown = unknown or reason is not None
+            if found is not None:
+                break
+    result = found if found is not None else (UNKNOWN_MODE if unknown else None)
+    cache[id(classdef)] = result
+    return result
+
+
+def _assigned_target(node: cst.CSTNode, method: cst.FunctionDef) -> bool:
+    """`self.training = mode` in an override of train(): a write, not a read."""
+    from torchlint.walk import find_all
+
+    return any(any(t.target is node for t in assign.targets)
+               for assign in find_all(method.body, cst.Assign, skip_scopes=True))
+
+
+# ---- who calls a function of this file ------------------------------------------------------
+def top_level_functions(ctx: FileContext) -> frozenset[int]:
+    """ids of the functions defined at module level (also inside module-level `if`/`try`)."""
+    cache = _cache(ctx)
+    found = cache.get("top_level_functions")
+    if found is None:
+        from torchlint.context import iter_statements
+
+        found = cache["top_level_functions"] = frozenset(
+            id(s) for s in iter_statements(list(ctx.module.body), into_defs=False) if isinstance(s, cst.FunctionDef))
+    return found  # type: ignore[no-any-return]
+
+
+def name_counts(ctx: FileContext) -> dict[str, int]:
+    """How often each identifier occurs in the file (definitions, attributes and uses alike)."""
+    cache = _cache(ctx)
+    found = cache.get("name_counts")
+    if found is None:
+        from torchlint.walk import find_all
+
+        found = {}
+        for node in find_all(ctx.module, cst.Name):
+            found[node.value] = found.get(node.value, 0) + 1
+        cache["name_counts"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def all_scopes(ctx: FileContext) -> list[cst.Module | cst.FunctionDef]:
+    """The module and every function of the file."""
+    cache = _cache(ctx)
+    found = cache.get("all_scopes")
+    if found is None:
+        from torchlint.walk import find_all
+
+        found = cache["all_scopes"] = [ctx.module, *find_all(ctx.module, cst.FunctionDef)]
+    return found  # type: ignore[no-any-return]
+
+
+def call_sites(ctx: FileContext, func: cst.FunctionDef,
+               cls: cst.ClassDef | None) -> list[tuple[cst.Module | cst.FunctionDef, Event]] | None:
+    """Every call of a same-file function (`f(...)`) or method (`self.m(...)` in its class), with
+    the scope that makes it and its event there. None when the name is used in any other way
+    (passed as a callback, wrapped in functools.partial, called on another receiver, shadowed)."""
+    cache = _cache(ctx).setdefault("call_sites", {})
+    if id(func) in cache:
+        return cache[id(func)]  # type: ignore[no-any-return]
+    name = func.name.value
+    sites: list[tuple[cst.Module | cst.FunctionDef, Event]] = []
+    seen: set[int] = set()
+    for scope in all_scopes(ctx):
+        for event in scope_facts(ctx, scope).events:
+            if (event.kind != "call" or event.via is not None or event.value != name
+                    or not isinstance(event.node, cst.Call) or id(event.node) in seen):
+                continue
+            target = event.node.func
+            if cls is None:
+                if not isinstance(target, cst.Name):
+                    continue
+            elif not (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                      and target.value.value == "self" and isinstance(scope, cst.FunctionDef)
+                      and owner_class(ctx, scope) is cls):
+                continue
+            seen.add(id(event.node))
+            sites.append((scope, event))
+    # the definition's own name plus one per call: anything else is a use the events do not show
+    found = sites if name_counts(ctx).get(name, 0) == len(sites) + 1 else None
+    cache[id(func)] = found
+    return found
+
+
+def maybe_imported_elsewhere(ctx: FileContext, name: str) -> bool:
+    """Whether another module of the project may import `name` from this file (by name, through
+    the module itself, or with a star import). Conservative: a last-segment match is enough."""
+    index = ctx.index
+    me = ctx.module_name
+    stem = me.rsplit(".", 1)[-1]
+    index.touched.update(index.modules)  # the answer depends on every module's imports
+    for module, summary in index.modules.items():
+        if module == me:
+            continue
+        for target in summary.imports.values():
+            if target == me or target.rsplit(".", 1)[-1] in (name, stem):
+                return True
+    return False

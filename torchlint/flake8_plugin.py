@@ -49,7 +49,7 @@ class TorchlintChecker:
         config = _config_for(directory)
         enabled = select_codes(config.select, config.ignore, config.extend_select)
         options = Options(enabled=enabled, honour_noqa=False, max_file_size=config.max_file_size,
-                          module_bases=tuple(config.module_bases))
+                          module_bases=tuple(config.module_bases), torch_version=config.torch_version)
         source = "".join(self.lines)
         if source.startswith("\ufeff"):
             source = source[1:]

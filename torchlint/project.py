@@ -107,6 +107,11 @@ def add_import_aliases(imports: dict[str, str], module: str, is_package: bool,
     names_text = names_text.replace("\\\n", " ").strip().strip("()")
     for item in _split_top(names_text.replace("\n", " ")):
         item = item.split("#")[0].strip()
+        if item == "*" and from_target is not None:
+            # `from x import *`: kept under a key no identifier can take (who may call what x defines)
+            base = resolve_relative(module, is_package, from_target)
+            imports[f"*{base}"] = base
+            continue
         if not item or item == "*":
             continue
         parts = item.split()

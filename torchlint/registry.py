@@ -43,12 +43,15 @@ def select_codes(select: Iterable[str] | None, ignore: Iterable[str] | None,
     `--ignore TL1 --select TL104` keeps it.
     """
     codes = all_codes()
+    opt_in = {r.code for r in all_rules() if not r.default_enabled}
     select = list(select) if select else ["TL"]
     select += list(extend_select or [])
     ignore = list(ignore or [])
     enabled = set()
     for code in codes:
         best_sel = max((len(p) if p != "ALL" else 0 for p in select if matches(code, [p])), default=-1)
+        if code in opt_in and not (best_sel > len("TL") or "ALL" in select):
+            continue  # opt-in rules need a selection that names them (TL507, TL5, ALL)
         best_ign = max((len(p) if p != "ALL" else 0 for p in ignore if matches(code, [p])), default=-1)
         if best_sel >= 0 and best_sel > best_ign:
             enabled.add(code)

@@ -110,6 +110,9 @@ class Rule:
     summary: ClassVar[str] = ""
     # "safe" / "unsafe" / None: the kind of fix the rule offers (for `torchlint rules`)
     fix_safety: ClassVar[str | None] = None
+    # False: an opt-in rule, enabled only when selected by its code, a prefix longer than "TL",
+    # or ALL (the default selection, "TL", leaves it out)
+    default_enabled: ClassVar[bool] = True
     valid: ClassVar[list[str]] = []
     invalid: ClassVar[list[Case]] = []
 

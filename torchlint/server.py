@@ -141,7 +141,8 @@ class TorchlintServer(LanguageServer):
     # ---- checking -----------------------------------------------------------------------------
     def options_for(self, config: Config) -> Options:
         enabled = select_codes(config.select, config.ignore, config.extend_select)
-        return Options(enabled=enabled, max_file_size=config.max_file_size, module_bases=tuple(config.module_bases))
+        return Options(enabled=enabled, max_file_size=config.max_file_size, module_bases=tuple(config.module_bases),
+                       torch_version=config.torch_version)
 
     def check_text(self, text: str, path: str) -> list[Diagnostic]:
         """The CLI's findings for one buffer (per-file ignores applied, noqa honoured)."""

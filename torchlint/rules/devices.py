@@ -7,6 +7,8 @@ device, ...) and stays silent when it cannot tell.
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.context import (
@@ -21,6 +23,9 @@ from torchlint.tensorfacts import (
     MOVE_METHODS, module_valued, TENSOR_RETURNING_METHODS, TORCH_TENSOR_OPS, enclosing_scope, is_device_expr,
     is_optional_tensor_annotation, is_tensor_annotation, scope_facts, scope_nodes, tensor_root,
     is_loader_iterable, torch_function, unpacked_batch,
+)
+from torchlint.rules.device_hints import (
+    early_exit_guarded, is_cuda_query, leading_part, literal_text, parent_of, path_key, saved_path, source_position,
 )
 from torchlint.walk import children, descendants, find_all
 
@@ -110,7 +115,8 @@ class DiscardedTensorMove(Rule):
             names = [m[0] for m in found]
             fix = None
             if len(found) == len(calls) and len(set(names)) == len(names):
-                fix = PendingFix("safe", (InsertBefore(value, f"{', '.join(names)} = "),),
+                safety = "unsafe" if any(self._presumed(n) for n in names) else "safe"
+                fix = PendingFix(safety, (InsertBefore(value, f"{', '.join(names)} = "),),
                                  f"assign: {', '.join(names)} = ...")
             for name, shown, call in found:
                 self.report(call, f"{shown} returns a new tensor and the result is discarded (tensors are not "
@@ -122,9 +128,17 @@ class DiscardedTensorMove(Rule):
             call,
             f"{shown} returns a new tensor and the result is discarded (tensors are not moved "
             f"in place); assign it: {name} = {shown}",
-            fix=PendingFix("safe", (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
+            # `x = x.to(...)` is right for tensors; a loader batch item is only presumed to be one
+            # (a custom batch object whose .to() moves in place and returns None would be lost)
+            fix=PendingFix("unsafe" if self._presumed(name) else "safe",
+                           (InsertBefore(call, f"{name} = "),), f"assign: {name} = {shown}"),
             context=context,
         )
+
+    def _presumed(self, name: str) -> bool:
+        """A name unpacked from a loader batch: a tensor by presumption only."""
+        scope = enclosing_scope(self.ctx)
+        return scope is not None and holding(self.ctx, scope, name).kind == "batch"
 
     def _discarded_move(self, call: cst.BaseExpression) -> tuple[str, str, cst.Call] | None:
         """(name, shown text, call) for `x.to(...)` / `x.cuda()` ... on a name holding a tensor."""
@@ -739,8 +753,21 @@ _MOVING_API = frozenset({"cuda", "to", "cpu", "_apply", "type", "half", "float",
 _CUDA_GUARD_WORDS = ("cuda", "gpu", "device", "is_available")
 
 
+def _cuda_literal(ctx, expr: cst.BaseExpression | None) -> bool:
+    """`"cuda"`, `"cuda:0"`, or `torch.device("cuda")`."""
+    if expr is None:
+        return False
+    if is_cuda_string(expr):
+        return True
+    if isinstance(expr, cst.Call) and ctx.qualname(expr.func) == "torch.device":
+        args = positional_args(expr)
+        return bool(args) and is_cuda_string(args[0].value)
+    return False
+
+
 class HardcodedDeviceInModule(Rule):
-    """`.cuda()` / `.to("cuda")` / `device="cuda"` inside a Module class."""
+    """`.cuda()` / `.to("cuda")` / `device="cuda"` inside a Module class, also through a
+    `self.<attr>` that holds a CUDA default."""
 
     code = "TL403"
     name = "hardcoded-device-in-module"
@@ -750,6 +777,7 @@ class HardcodedDeviceInModule(Rule):
         "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        if torch.cuda.is_available():\n            x = x.cuda()\n        return x\n",
         "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x + torch.ones(3, device=x.device)\n",
         "import torch\nclass Helper:\n    def run(self, x):\n        return x.to('cuda')\n",
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        if not torch.cuda.is_available():\n            return\n        self.major = torch.cuda.get_device_properties(torch.device('cuda')).major\n",
     ]
     invalid = [
         Case(
@@ -764,7 +792,17 @@ class HardcodedDeviceInModule(Rule):
             "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return x.to(torch.device('cuda:0'))\n",
             line=5, col=21,
         ),
+        Case(
+            "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, device='cuda'):\n        super().__init__()\n        self.device = device\n        self.fc = nn.Linear(2, 2).to(self.device)\n",
+            line=6, col=19,
+        ),
     ]
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._flags: set[str] | None = None
+        self._cuda_attrs: dict[int, dict[str, str]] = {}
+        self._reported_attrs: set[tuple[int, str]] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
         what = self._hardcoded(node)
@@ -773,10 +811,18 @@ class HardcodedDeviceInModule(Rule):
         cls = self.ctx.enclosing_class()
         if cls is None or not self.ctx.is_module_class(cls):
             return
-        for ancestor in reversed(self.ctx.stack):
+        through: str | None = None
+        attr = ""
+        if what.startswith("self."):
+            # a placement through an attribute: only when it holds a CUDA default
+            attr, what = what[len("self."):].split(" ", 1)
+            through = self._cuda_attrs_of(cls).get(attr)
+            if through is None or (id(cls), attr) in self._reported_attrs:
+                return
+        stack = self.ctx.stack
+        for ancestor in reversed(stack):
             if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)):
-                test = self.ctx.code_for(ancestor.test).lower()
-                if any(w in test for w in _CUDA_GUARD_WORDS):
+                if self._is_guard(ancestor.test):
                     return
             elif isinstance(ancestor, cst.FunctionDef) and (
                     ancestor.name.value in _MOVING_API
@@ -784,6 +830,20 @@ class HardcodedDeviceInModule(Rule):
                 return  # a method whose purpose is device placement
             elif isinstance(ancestor, cst.ClassDef):
                 break
+        if early_exit_guarded(self.ctx, [*stack, node], self._is_guard):
+            return
+        if through is None and self._only_queried(node, stack):
+            return
+        if through is not None:
+            self._reported_attrs.add((id(cls), attr))
+            self.report(
+                node,
+                f"{what} inside Module {cls.name.value} hard-codes a CUDA device ({through}), "
+                "so the Module no longer runs on the CPU or another GPU by default; default the device to "
+                "None/\"cpu\" (or pick it with torch.cuda.is_available()) and let the owner call .to(device)",
+                context={"class": cls.name.value},
+            )
+            return
         self.report(
             node,
             f"{what} inside Module {cls.name.value} hard-codes a CUDA device, so the Module no longer "
@@ -792,6 +852,133 @@ class HardcodedDeviceInModule(Rule):
             context={"class": cls.name.value},
         )
 
+    # -- guards --------------------------------------------------------------------------
+    def _is_guard(self, test: cst.BaseExpression) -> bool:
+        """A test that mentions CUDA or the device, or a flag set from `torch.cuda.is_available()`."""
+        text = self.ctx.code_for(test).lower()
+        if any(w in text for w in _CUDA_GUARD_WORDS):
+            return True
+        flags = self._availability_flags()
+        if not flags:
+            return False
+        for sub in [test, *descendants(test)]:
+            if isinstance(sub, (cst.Name, cst.Attribute)) and dotted_name(sub) in flags:
+                return True
+        return False
+
+    def _availability_flags(self) -> set[str]:
+        """Names and `self.<attr>`s bound from an expression that asks `is_available()`."""
+        if self._flags is None:
+            flags: set[str] = set()
+            if "is_available" in self.ctx.source:
+                for assign in find_all(self.ctx.module, (cst.Assign, cst.AnnAssign)):
+                    if assign.value is None or "is_available" not in self.ctx.code_for(assign.value):
+                        continue
+                    targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
+                    for target in targets:
+                        name = dotted_name(target)
+                        if name is not None:
+                            flags.add(name)
+            self._flags = flags
+        return self._flags
+
+    def _only_queried(self, node: cst.Call, stack: list[cst.CSTNode]) -> bool:
+        """`torch.device("cuda")` (or `device="cuda"`) that only asks about the GPU:
+        an argument of `torch.cuda.get_device_properties(...)` and its kin, directly or
+        through a local name used only there."""
+        if is_cuda_query(self.ctx, node):
+            return True  # torch.cuda.mem_get_info(device="cuda")
+        if len(stack) >= 2 and isinstance(stack[-1], cst.Arg) and is_cuda_query(self.ctx, stack[-2]):
+            return True
+        if not (stack and isinstance(stack[-1], cst.Assign) and stack[-1].value is node
+                and len(stack[-1].targets) == 1 and isinstance(stack[-1].targets[0].target, cst.Name)):
+            return False
+        name = stack[-1].targets[0].target.value
+        scope = enclosing_scope(self.ctx)
+        if scope is None:
+            return False
+        uses = 0
+        for other in scope_nodes(scope):
+            if isinstance(other, cst.Name) and other.value == name and other is not stack[-1].targets[0].target:
+                arg = parent_of(self.ctx, other)
+                call = parent_of(self.ctx, arg) if isinstance(arg, cst.Arg) else None
+                if call is None or not is_cuda_query(self.ctx, call):
+                    return False
+                uses += 1
+        return uses > 0
+
+    # -- CUDA defaults held by self ------------------------------------------------------
+    def _cuda_attrs_of(self, cls: cst.ClassDef) -> dict[str, str]:
+        """`self.<attr>` -> why, for attributes that hold a CUDA device by default:
+        `self.device = "cuda"`, or `self.device = device` with `device="cuda"` as the default of
+        the method's parameter. Every assignment of the attribute in the class must be one."""
+        found = self._cuda_attrs.get(id(cls))
+        if found is not None:
+            return found
+        found = {}
+        if "cuda" in self.ctx.source and "cuda" in self.ctx.code_for(cls):
+            verdicts: dict[str, str | None] = {}
+            methods = [s for s in statement_body(cls) if isinstance(s, cst.FunctionDef)]
+            method_names = {m.name.value for m in methods}
+            for method in methods:
+                me = first_param(method)
+                if me is None:
+                    continue
+                top = {id(s) for s in small_statements(statement_body(method))}
+                for assign in find_all(method.body, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+                    targets = ([t.target for t in assign.targets] if isinstance(assign, cst.Assign)
+                               else [assign.target])
+                    for target in targets:
+                        attr = is_self_attr(target, me)
+                        if attr is None:
+                            continue
+                        why = None
+                        if id(assign) in top and not isinstance(assign, cst.AugAssign):
+                            why = self._cuda_default(method, assign.value)
+                        if why is None or attr in method_names:
+                            verdicts[attr] = None
+                        elif verdicts.get(attr, "") is not None:
+                            verdicts[attr] = why
+            found = {attr: why.replace("<attr>", attr) for attr, why in verdicts.items() if why}
+        self._cuda_attrs[id(cls)] = found
+        return found
+
+    def _cuda_default(self, method: cst.FunctionDef, value: cst.BaseExpression | None) -> str | None:
+        """Why a value stored on self is a CUDA device by default, or None."""
+        if value is None:
+            return None
+        if is_cuda_string(value):
+            return f"self.<attr> = {self.ctx.code_for(value)}"
+        if isinstance(value, cst.Call) and self.ctx.qualname(value.func) == "torch.device":
+            args = positional_args(value)
+            if len(args) != 1 or len(value.args) != 1:
+                return None
+            value = args[0].value  # torch.device("cuda") itself is reported where it is written
+            if not isinstance(value, cst.Name):
+                return None
+        if not isinstance(value, cst.Name):
+            return None
+        params = [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]
+        param = next((p for p in params if p.name.value == value.value), None)
+        if param is None or param.default is None or not is_cuda_string(param.default):
+            return None
+        for node in find_all(method.body, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.For,
+                                           cst.WithItem, cst.Global, cst.Nonlocal)):
+            if isinstance(node, (cst.Global, cst.Nonlocal)):
+                return None
+            targets: list[cst.CSTNode]
+            if isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif isinstance(node, cst.WithItem):
+                targets = [node.asname.name] if node.asname else []
+            else:
+                targets = [node.target]
+            for target in targets:
+                if value.value in _names_in_target(target):
+                    return None  # the parameter is rebound (e.g. to "cpu" when CUDA is missing)
+        return f"the default {param.name.value}={self.ctx.code_for(param.default)} of {method.name.value}"
+
+    # -- what a call hard-codes ----------------------------------------------------------
     def _hardcoded(self, node: cst.Call) -> str | None:
         func = node.func
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
@@ -815,9 +1002,15 @@ class HardcodedDeviceInModule(Rule):
             args = positional_args(node)
             if args and is_cuda_string(args[0].value):
                 return f'.to({self.ctx.code_for(args[0].value)})'
+            target = args[0].value if args else (keyword_arg(node, "device").value if keyword_arg(node, "device") else None)
+            attr = is_self_attr(target) if target is not None else None
+            if attr is not None:
+                return f"self.{attr} .to({self.ctx.code_for(target)})"
         device = keyword_arg(node, "device")
         if device is not None and is_cuda_string(device.value):
             return f"device={self.ctx.code_for(device.value)}"
+        if device is not None and (attr := is_self_attr(device.value)) is not None:
+            return f"self.{attr} device={self.ctx.code_for(device.value)}"
         return None
 
 
@@ -1321,9 +1514,21 @@ def _dotted_targets(target: cst.BaseExpression) -> list[str]:
 # --- TL405 ----------------------------------------------------------------------------------
 
 _CHECKPOINT_WORDS = ("ckpt", "checkpoint", "state_dict", "weights", "model")
-_NOT_MODEL_WORDS = ("rng", "random", "optim", "sched", "scaler", "sampler", "dataset", "dataloader",
-                    "data_state", "generator", "lr_")
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+# Words that say a load holds training state other than a model's weights (RNG state is a CPU
+# ByteTensor; optimizer, scheduler, scaler and data-loader state are not model checkpoints):
+# they silence a path suffix, never a result that reaches a Module's load_state_dict.
+_STATE_WORDS = ("rng", "random", "optim", "sched", "scaler", "lr_", "sampler", "dataloader", "data_state")
+# Weak hints: they only silence a load whose sole evidence is a name or a key.
+_WEAK_NOT_MODEL_WORDS = ("dataset", "generator")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar", ".bin")
+# load_state_dict receivers that are not Modules: optimizers, schedulers, scalers, engines.
+_STATE_RECEIVER_TOKENS = frozenset({"optimizer", "optimizers", "optim", "opt", "scheduler", "schedulers",
+                                    "sched", "scaler", "engine", "trainer"})
+# Calls that take a load's result as plain data or as RNG state, never as model weights.
+_DATA_SINKS = ("torch.from_numpy", "numpy.asarray", "numpy.array", "torch.set_rng_state",
+               "torch.cuda.set_rng_state", "torch.cuda.set_rng_state_all", "torch.random.set_rng_state",
+               "random.setstate", "numpy.random.set_state")
+_CAMEL = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
 def _last_string(expr: cst.CSTNode) -> str | None:
@@ -1345,12 +1550,19 @@ def _last_string(expr: cst.CSTNode) -> str | None:
     return found
 
 
-def _path_root(expr: cst.BaseExpression) -> str | None:
-    """`tmp` for `tmp`, `tmp.name`; the text of any other name or attribute chain."""
-    dotted = dotted_name(expr)
-    if dotted is not None and dotted.endswith(".name"):
-        dotted = dotted[: -len(".name")]
-    return dotted
+def _name_tokens(name: str) -> set[str]:
+    """`d_optimizer` -> {d, optimizer}; `optG` -> {opt, g}."""
+    return {t.lower() for part in name.split("_") for t in _CAMEL.findall(part)}
+
+
+def _saver_call(ctx, call: cst.Call) -> bool:
+    """A call that writes a checkpoint somewhere: `trainer.save(...)`, `save_checkpoint(...)`,
+    `ModelCheckpoint(filepath=...)` (a callee named for saving or checkpointing, not loading)."""
+    name = dotted_name(call.func)
+    if name is None:
+        return False
+    last = name.rsplit(".", 1)[-1].lower()
+    return ("save" in last or "checkpoint" in last) and "load" not in last and "restore" not in last
 
 
 class TorchLoadWithoutMapLocation(Rule):
@@ -1359,18 +1571,25 @@ class TorchLoadWithoutMapLocation(Rule):
     code = "TL405"
     name = "torch-load-without-map-location"
     summary = "torch.load of a model checkpoint without map_location"
+    fix_safety = "safe"
     valid = [
         "import torch\nstate = torch.load('model.pt', map_location='cpu')\n",
         "import torch\nstate = torch.load('model.pt', 'cpu')\n",
         "import torch\nrng_state = torch.load('rng_state.pth')\n",
         "import torch\ndef f(path, **kw):\n    ckpt = torch.load(path, **kw)\n",
         "import torch\nstats = torch.load(path)\n",
+        "import torch\ndef f(model, path):\n    torch.save(model.state_dict(), path)\n    model.load_state_dict(torch.load(path))\n",
+        "import torch\ndef f(optimizer, path):\n    optimizer.load_state_dict(torch.load(path))\n",
     ]
     invalid = [
         Case("import torch\nckpt = torch.load(path)\n", line=2, col=8),
-        Case("import torch\nmodel.load_state_dict(torch.load(path))\n", line=2, col=23),
+        Case("import torch\nmodel.load_state_dict(torch.load(path))\n", line=2, col=23,
+             fixed="import torch\nmodel.load_state_dict(torch.load(path, map_location=\"cpu\"))\n", unsafe=True),
         Case("import torch\nsd = torch.load('weights.pth', weights_only=True)\n", line=2),
         Case("import torch\ndef f(m, p):\n    data = torch.load(p)\n    m.load_state_dict(data)\n", line=3),
+        Case("import torch\nimport torch.nn as nn\ndef f(p):\n    net = nn.Linear(2, 2)\n    net.load_state_dict(torch.load(p))\n",
+             line=5, fixed="import torch\nimport torch.nn as nn\ndef f(p):\n    net = nn.Linear(2, 2)\n"
+             "    net.load_state_dict(torch.load(p, map_location=\"cpu\"))\n"),
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -1387,9 +1606,11 @@ class TorchLoadWithoutMapLocation(Rule):
             node,
             f"torch.load of a model checkpoint ({evidence}) without map_location: a checkpoint saved "
             "on a GPU fails to load on a CPU-only machine; pass map_location=\"cpu\" (or the target device)",
+            fix=self._fix(node),
             context=class_name_context(self.ctx, self.ctx.enclosing_class()),
         )
 
+    # -- what the load is ----------------------------------------------------------------
     def _checkpoint_evidence(self, node: cst.Call) -> str | None:
         """Why this load is a model checkpoint, or None (not one, or RNG/optimizer/data state)."""
         words: list[str] = []
@@ -1402,18 +1623,19 @@ class TorchLoadWithoutMapLocation(Rule):
             words.append(self.ctx.code_for(path).lower())
         stack = self.ctx.stack
         parent = stack[-1] if stack else None
-        reasons: list[str] = []
-        bound: str | None = None
-        if isinstance(parent, cst.Arg) and len(stack) >= 2:
-            outer = stack[-2]
-            if method_call(outer, {"load_state_dict"}):
-                receiver = self.ctx.code_for(outer.func.value).lower()
-                words.append(receiver)
-                reasons.append("passed to load_state_dict")
+        weak: list[str] = []
+        module_sink: str | None = None  # the result reaches a Module's load_state_dict
+        other_sink = False  # the result goes to an optimizer/scheduler/RNG/plain data
+        if isinstance(parent, cst.Arg) and len(stack) >= 2 and isinstance(stack[-2], cst.Call):
+            kind = self._sink(stack[-2])
+            if kind == "module":
+                module_sink = "passed to load_state_dict"
+            elif kind == "other":
+                other_sink = True
         elif isinstance(parent, cst.Subscript) and parent.value is node:
             key = self.ctx.code_for(parent.slice[0]) if parent.slice else ""
             if "state_dict" in key or "model" in key:
-                reasons.append(f"indexed with {key}")
+                weak.append(f"indexed with {key}")
         elif isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is node:
             targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
             target_text = dotted_name(targets[0]) if len(targets) == 1 else None
@@ -1421,48 +1643,202 @@ class TorchLoadWithoutMapLocation(Rule):
                 bound = target_text.split(".")[-1]
                 words.append(bound.lower())
                 if any(w in bound.lower() for w in _CHECKPOINT_WORDS):
-                    reasons.append(f"bound to {bound}")
-                elif isinstance(targets[0], cst.Name):
-                    use = self._name_use(targets[0].value)
-                    if use:
-                        words.append(use[1])
-                        reasons.append(use[0])
-        if path_text and path_text.lower().endswith(_CHECKPOINT_SUFFIXES):
-            reasons.append(f"path {path_text}")
-        if not reasons or any(w in text for text in words for w in _NOT_MODEL_WORDS):
+                    weak.append(f"bound to {bound}")
+                if isinstance(targets[0], cst.Name):
+                    module_use, other_use, key_use = self._name_uses(targets[0].value)
+                    module_sink = module_use
+                    other_sink = other_use
+                    if key_use:
+                        weak.append(key_use)
+        if module_sink:
+            return module_sink
+        if other_sink or any(w in text for text in words for w in _STATE_WORDS):
             return None
-        return reasons[0]
+        if path_text and path_text.lower().endswith(_CHECKPOINT_SUFFIXES):
+            return f"path {path_text}"
+        if not weak or any(w in text for text in words for w in _WEAK_NOT_MODEL_WORDS):
+            return None
+        return weak[0]
 
-    def _round_trip(self, node: cst.Call) -> bool:
-        """`torch.save(obj, f)` then `torch.load(f)` in the same function: the tensors come back
-        to the devices they were just saved from, on the same machine."""
-        args = positional_args(node)
-        if not args:
-            return False
-        path = _path_root(args[0].value)
-        scope = enclosing_scope(self.ctx)
-        if path is None or scope is None:
-            return False
-        for other in scope_nodes(scope):
-            if isinstance(other, cst.Call) and self.ctx.qualname(other.func) == "torch.save":
-                saved = positional_args(other)
-                if len(saved) >= 2 and _path_root(saved[1].value) == path:
-                    return True
-        return False
+    def _sink(self, call: cst.Call) -> str | None:
+        """"module" for a Module's load_state_dict, "other" for an optimizer's, a scheduler's,
+        RNG state or plain data, else None."""
+        if method_call(call, {"load_state_dict"}):
+            return "other" if self._state_receiver(call.func.value) else "module"
+        name = self.ctx.qualname(call.func)
+        if name in _DATA_SINKS or (name or "").startswith("numpy.") and name.endswith(("asarray", "array")):
+            return "other"
+        return None
 
-    def _name_use(self, name: str) -> tuple[str, str] | None:
-        """How the name a load is bound to is used in its scope: given to `load_state_dict`
-        or indexed with a `state_dict`/`model` key."""
+    def _state_receiver(self, receiver: cst.BaseExpression) -> bool:
+        """An optimizer, LR scheduler, grad scaler or training engine: bound from torch.optim.*,
+        torch.optim.lr_scheduler.* or GradScaler, or named like one."""
+        name = dotted_name(receiver)
+        if name is None:
+            return False
+        last = name.rsplit(".", 1)[-1]
+        if _name_tokens(last) & _STATE_RECEIVER_TOKENS or last.lower().startswith(("optim", "sched")):
+            return True
+        origin = self._bound_class(receiver)
+        return origin is not None and (origin.startswith("torch.optim.") or origin.endswith("GradScaler"))
+
+    def _bound_class(self, receiver: cst.BaseExpression) -> str | None:
+        """The qualified name of the class a receiver was constructed from, when known."""
+        attr = is_self_attr(receiver)
+        if attr is not None:
+            cls = self.ctx.enclosing_class()
+            return self.ctx.class_facts(cls).attr_classes.get(attr) if cls is not None else None
+        if isinstance(receiver, cst.Name):
+            scope = enclosing_scope(self.ctx)
+            if scope is None:
+                return None
+            for other in scope_nodes(scope):
+                if isinstance(other, cst.Assign) and isinstance(other.value, cst.Call) and any(
+                        isinstance(t.target, cst.Name) and t.target.value == receiver.value for t in other.targets):
+                    return self.ctx.qualname(other.value.func)
+        return None
+
+    def _name_uses(self, name: str) -> tuple[str | None, bool, str | None]:
+        """How the name a load is bound to is used in its scope: (reaches a Module's
+        load_state_dict, reaches an optimizer's / RNG / plain data, indexed with a
+        `state_dict`/`model` key)."""
         scope = enclosing_scope(self.ctx)
         if scope is None:
-            return None
+            return None, False, None
+        module_use: str | None = None
+        other_use = False
+        key_use: str | None = None
         for node in scope_nodes(scope):
-            if method_call(node, {"load_state_dict"}):
-                args = positional_args(node)
-                if args and isinstance(tensor_root(args[0].value), cst.Name) and tensor_root(args[0].value).value == name:
-                    return "passed to load_state_dict", self.ctx.code_for(node.func.value).lower()
+            if isinstance(node, cst.Call) and node.args:
+                root = tensor_root(node.args[0].value)
+                if isinstance(root, cst.Name) and root.value == name:
+                    kind = self._sink(node)
+                    if kind == "module":
+                        module_use = module_use or "passed to load_state_dict"
+                    elif kind == "other":
+                        other_use = True
             elif isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and node.value.value == name:
                 key = self.ctx.code_for(node.slice[0]) if node.slice else ""
-                if "state_dict" in key or "model" in key:
-                    return f"indexed with {key}", key.lower()
-        return None
+                if ("state_dict" in key or "model" in key) and key_use is None:
+                    key_use = f"indexed with {key}"
+        return module_use, other_use, key_use
+
+    # -- round trips ---------------------------------------------------------------------
+    def _round_trip(self, node: cst.Call) -> bool:
+        """Saved earlier in the same function or module body (notebook cells are one module):
+        `torch.save(obj, P)` with the same path expression, or a saving call (`trainer.save(d)`,
+        `save_checkpoint(d)`, `ModelCheckpoint(filepath=d)`) given the path or the directory it
+        is built from. The tensors come back to the devices they were just saved from."""
+        args = positional_args(node)
+        path = args[0].value if args else (keyword_arg(node, "f").value if keyword_arg(node, "f") else None)
+        scope = enclosing_scope(self.ctx)
+        here = source_position(self.ctx, node)
+        if path is None or scope is None or here is None:
+            return False
+        nodes = list(scope_nodes(scope))
+        bound_once: dict[str, cst.BaseExpression] = {}
+        counts: dict[str, int] = {}
+        for other in nodes:
+            if isinstance(other, cst.Assign):
+                for target in other.targets:
+                    for name in _names_in_target(target.target):
+                        counts[name] = counts.get(name, 0) + 1
+                        if len(other.targets) == 1 and isinstance(target.target, cst.Name):
+                            bound_once[name] = other.value
+            elif isinstance(other, (cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr, cst.WithItem)):
+                target = other.asname.name if isinstance(other, cst.WithItem) and other.asname else \
+                    None if isinstance(other, cst.WithItem) else other.target
+                for name in _names_in_target(target) if target is not None else []:
+                    counts[name] = counts.get(name, 0) + 2  # bound some other way: not followed
+        bound_once = {k: v for k, v in bound_once.items() if counts.get(k) == 1}
+
+        def keys(expr: cst.BaseExpression) -> set[object]:
+            """The path's own key, and that of the value of a local name bound once to it
+            (`p = os.path.join(d, "m.pt")`)."""
+            out = {path_key(self.ctx, expr)}
+            if isinstance(expr, cst.Name) and expr.value in bound_once:
+                out.add(path_key(self.ctx, bound_once[expr.value]))
+            return out
+
+        if self._saved_before(nodes, here, path, keys):
+            return True
+        value = bound_once.get(path.value) if isinstance(path, cst.Name) else None
+        return value is not None and self._saved_before(nodes, here, value, keys)
+
+    def _saved_before(self, nodes: list[cst.CSTNode], here: int, path: cst.BaseExpression, keys) -> bool:
+        """Whether a call before position `here` saved to `path`."""
+        key = keys(path)
+        lead = leading_part(self.ctx, path)
+        lead_key = path_key(self.ctx, lead) if lead is not None else None
+        literal = literal_text(path)
+        savers: set[str] = set()
+        for other in nodes:
+            if not isinstance(other, cst.Call):
+                continue
+            where = source_position(self.ctx, other)
+            if where is None or where >= here:
+                continue
+            if self.ctx.qualname(other.func) == "torch.save":
+                saved = saved_path(other)
+                if saved is not None and keys(saved) & key:
+                    return True
+                continue
+            if not _saver_call(self.ctx, other):
+                continue
+            bound = parent_of(self.ctx, other)
+            if isinstance(bound, cst.Assign) and len(bound.targets) == 1 and isinstance(bound.targets[0].target, cst.Name):
+                savers.add(bound.targets[0].target.value)
+            for value in (a.value for a in other.args if not a.star):
+                value_keys = keys(value)
+                if value_keys & key or (lead_key is not None and lead_key in value_keys):
+                    return True
+                text = literal_text(value)
+                if literal and text and literal.startswith(text) and (
+                        text.endswith("/") or literal[len(text):len(text) + 1] in ("/", "\\")):
+                    return True
+        # `"_".join([saver.filepath, ...])`: a path taken from the checkpointing object made here
+        return isinstance(lead, cst.Attribute) and isinstance(lead.value, cst.Name) and lead.value.value in savers
+
+    # -- the fix -------------------------------------------------------------------------
+    def _fix(self, node: cst.Call) -> PendingFix | None:
+        """`X.load_state_dict(torch.load(P))` -> `torch.load(P, map_location="cpu")`: the
+        values are copied into X's own tensors wherever they live. Safe when X is known to be
+        a Module; unsafe otherwise (another object's load_state_dict may keep the tensors)."""
+        stack = self.ctx.stack
+        if len(stack) < 2 or not isinstance(stack[-1], cst.Arg) or not method_call(stack[-2], {"load_state_dict"}):
+            return None
+        call = stack[-2]
+        assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+        outer = positional_args(call)
+        if not outer or outer[0] is not stack[-1] or not node.args:
+            return None
+        applicability = "safe" if self._known_module(call.func.value) else "unsafe"
+        return PendingFix(applicability, (InsertAfter(node.args[-1].value, ', map_location="cpu"'),),
+                          'pass map_location="cpu"')
+
+    def _known_module(self, receiver: cst.BaseExpression) -> bool:
+        """The receiver is an nn.Module by evidence: `self` in a Module class, a local bound
+        from a Module class, a `self.<attr>` assigned one, or a parameter annotated with one."""
+        method = self.ctx.enclosing_method()
+        if isinstance(receiver, cst.Name) and method is not None and receiver.value == first_param(method[1]) \
+                and self.ctx.is_module_class(method[0]):
+            return True
+        attr = is_self_attr(receiver)
+        if attr is not None:
+            origin = self._bound_class(receiver)
+            return origin is not None and self.ctx.index.is_module(origin) is True
+        if not isinstance(receiver, cst.Name):
+            return False
+        scope = enclosing_scope(self.ctx)
+        if scope is None:
+            return False
+        facts = scope_facts(self.ctx, scope)
+        if receiver.value in facts.modules and facts.bindings.get(receiver.value) and all(
+                kind == ("module",) for kind in facts.bindings[receiver.value]):
+            return True
+        if isinstance(scope, cst.FunctionDef):
+            params = [*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params]
+            for param in params:
+                if param.name.value == receiver.value and param.annotation is not None:
+                    return self.ctx.expr_is_module_class(param.annotation.annotation) is True
+        return False

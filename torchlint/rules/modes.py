@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import libcst as cst
 
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.facts import (
-    Event, ScopeFacts, has_training_code, is_module_constructor, keys_match, loop_iter_text, module_loop_var, optimized_models,
-    mode_dependent, owner_class, scope_facts, self_attr_values, uses_torch,
+    MODULE_SELF_METHODS, UNKNOWN_MODE, Event, ModeReason, ScopeFacts, call_sites, graph_operands,
+    has_training_code, is_module_constructor, keys_match, loop_iter_text, maybe_imported_elsewhere,
+    mode_dependent, mode_reason, module_loop_var, optimized_models, owner_class, scope_facts,
+    self_attr_values, top_level_functions, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
 from torchlint.walk import descendants, find_all
+
+if TYPE_CHECKING:
+    from torchlint.context import FileContext
 
 _PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
 _MODE_KINDS = ("eval", "train", "either")
@@ -58,14 +65,19 @@ class EvalWithoutEvalMode(_ScopeRule):
     valid = [
         _PRELUDE + "model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\nmodel.eval()\n"
         "with torch.no_grad():\n    y = model(torch.ones(1, 2))\n",
-        _PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n",
+        _PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n\n"
+        "def main(model, loader):\n    model.eval()\n    return evaluate(model, loader)\n",
         _PRELUDE + "class Net(nn.Module):\n    @torch.no_grad()\n    def generate(self, x):\n        return self(x)\n",
+        _PRELUDE + "model = nn.Sequential(nn.Conv2d(3, 3, 3), nn.InstanceNorm2d(3))\n"
+        "with torch.no_grad():\n    y = model(torch.ones(1, 3, 8, 8))\n",
     ]
     invalid = [
         Case(_PRELUDE + "model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\n"
              "with torch.no_grad():\n    y = model(torch.ones(1, 2))\n", line=6, col=1),
         Case(_PRELUDE + "@torch.no_grad()\ndef predict(x):\n    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))\n"
              "    return net(x)\n", line=6),
+        Case(_PRELUDE + "def evaluate(model, loader):\n    with torch.no_grad():\n        return [model(x) for x in loader]\n",
+             line=6, col=5),
     ]
 
     def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
@@ -89,8 +101,9 @@ class EvalWithoutEvalMode(_ScopeRule):
                 continue
             reported.add(id(guard))
             what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
-            self.report(guard, f"{event.key} is called in a {what} but is still in training mode (Dropout stays "
-                        f"random, BatchNorm updates its statistics): call {event.key}.eval() first")
+            why = _why(event.key, self._reason(facts, event.key, event.order))
+            self.report(guard, f"{event.key} is called in a {what} but is still in training mode ({why}): "
+                        f"call {event.key}.eval() first")
         # form 1 across a call: a Module known here to be in training mode is passed to a
         # same-file function that runs it under no_grad without switching it to eval mode
         for event in facts.events:
@@ -105,9 +118,12 @@ class EvalWithoutEvalMode(_ScopeRule):
                 reported.add(id(guard))
                 what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
                 caller = f"{scope.name.value}()" if isinstance(scope, cst.FunctionDef) else "the script"
+                why = _why(key, self._reason(facts, key, event.order))
                 self.report(guard, f"{param} is called in a {what} but nothing switches it to eval mode: {caller} "
-                            f"passes {key} in still in training mode (Dropout stays random, BatchNorm updates its "
-                            f"statistics): call {param}.eval() first")
+                            f"passes {key} in still in training mode ({why}): call {param}.eval() first")
+        # form 3: an evaluation helper that takes the model as a parameter
+        if isinstance(scope, cst.FunctionDef):
+            self._check_helper(scope, facts, reported)
         # form 2: after a training loop, a loop over another loader calls the model, no .eval() between
         for loop in training_loops:
             end = facts.loop_end[id(loop)]
@@ -128,9 +144,135 @@ class EvalWithoutEvalMode(_ScopeRule):
                     if _last_mode(facts, key, call.order, after=end) is not None:
                         continue
                     reported.add(id(call.node))
+                    why = _why(key, self._reason(facts, key, call.order))
                     self.report(call.node, f"{key} was trained above and is now run over another loader while "
-                                f"still in training mode: call {key}.eval() before this loop (and "
+                                f"still in training mode ({why}): call {key}.eval() before this loop (and "
                                 f"{key}.train() before training again)")
+
+    # ---- form 3: evaluation helpers ------------------------------------------------------
+    def _check_helper(self, func: cst.FunctionDef, facts: ScopeFacts, reported: set[int]) -> None:
+        """A function that runs a model parameter under no_grad with no train/eval switch before:
+        flagged when no caller in the project exists, or every caller passes the model without
+        switching it to eval mode first. Silent when any caller's mode cannot be seen."""
+        ctx = self.ctx
+        cls = owner_class(ctx, func)
+        if cls is None and not _is_top_level(ctx, func):
+            return  # a nested function: its callers are its enclosing function's business
+        if cls is not None and (_has_framework_base(cls, ctx) or any(
+                dotted_name(d.decorator) in ("staticmethod", "classmethod") for d in func.decorators)):
+            return  # a hook of a framework class (a Lightning Callback, ...): the framework calls it
+        for param in self._model_params(func, cls is not None):
+            guard = _unswitched_no_grad_use(facts, param)
+            if guard is None or id(guard) in reported:
+                continue
+            verdict, reason, where = self._callers_verdict(func, cls, param, depth=0)
+            if verdict != "lacking":
+                continue
+            reported.add(id(guard))
+            what = "function decorated with no_grad" if isinstance(guard, cst.FunctionDef) else "no_grad block"
+            why = _why(param, reason)
+            name = func.name.value
+            if where is None:
+                tail = "nothing in the project calls it (code that evaluates should set the mode itself)"
+            else:
+                tail = f"{where} passes it in without switching it first"
+            self.report(guard, f"{name}() runs {param} in a {what} without putting it in eval mode, and {tail} "
+                        f"({why}): call {param}.eval() at the start of {name}() (and {param}.train() before "
+                        f"training resumes)")
+
+    def _model_params(self, func: cst.FunctionDef, is_method: bool) -> list[str]:
+        params = func.params
+        out = []
+        for index, p in enumerate((*params.posonly_params, *params.params, *params.kwonly_params)):
+            if is_method and index == 0:
+                continue
+            name = p.name.value
+            annotation = p.annotation.annotation if p.annotation is not None else None
+            known = self.ctx.expr_is_module_class(annotation) if annotation is not None else None
+            if known is True or (known is None and _model_like(name)):
+                out.append(name)
+        return out
+
+    def _callers_verdict(self, func: cst.FunctionDef, cls: cst.ClassDef | None, key: str,
+                         depth: int) -> tuple[str, ModeReason | None, str | None]:
+        """How the callers of `func` pass the Module behind `key` (a parameter, or `self.x`):
+        ("lacking", what the Module holds, the first caller that passes it without eval mode, or
+        None when nothing in the project calls `func`); ("fine", ...) when every caller switches it
+        to eval mode first (or passes a Module that does not depend on the mode); ("unknown", ...)
+        when any caller cannot be judged."""
+        ctx = self.ctx
+        sites = call_sites(ctx, func, cls)
+        if sites is None:
+            return "unknown", None, None  # used other than by direct calls (a callback, functools.partial, ...)
+        if not sites:
+            # no caller at all: flagged only for a parameter named as a model (an annotation alone
+            # also fits training-time helpers that run a Module without gradients on purpose)
+            if not _model_like(key) or maybe_imported_elsewhere(ctx, (cls or func).name.value):
+                return "unknown", None, None
+            return "lacking", UNKNOWN_MODE, None
+        first: str | None = None
+        reason: ModeReason | None = UNKNOWN_MODE
+        for scope, event in sites:
+            arg = _argument_for(func, cls is not None, event.node, key)
+            if arg is None:
+                return "unknown", None, None
+            facts = scope_facts(ctx, scope)
+            found = self._reason(facts, arg, event.order)
+            if found is None:
+                continue  # a Module built here that computes the same in both modes
+            mode = _last_mode(facts, arg, event.order)
+            if mode is not None and mode != "train":
+                continue  # switched to eval (or to a mode decided at runtime) before the call
+            caller = scope.name.value + "()" if isinstance(scope, cst.FunctionDef) else "the script"
+            if mode is None:
+                caller_cls = owner_class(ctx, scope) if isinstance(scope, cst.FunctionDef) else None
+                if isinstance(scope, cst.FunctionDef):
+                    if caller_cls is not None and (ctx.class_facts(caller_cls).is_module is not False
+                                                   or _has_framework_base(caller_cls, ctx)):
+                        return "unknown", None, None  # a Module's or a framework hook's method: the framework sets the mode
+                    if caller_cls is None and not _is_top_level(ctx, scope):
+                        return "unknown", None, None
+                head = arg.split(".")[0]
+                binds = [e for e in facts.events
+                         if e.kind in ("bind", "bind_module") and e.key == arg and e.order < event.order]
+                trains_first = any(facts.loop_start[id(loop)] < event.order for loop in facts.training_loops())
+                if trains_first or (binds and _fresh_model(ctx, binds[-1])):
+                    pass  # trained here, or built here (a new Module is in training mode)
+                elif isinstance(scope, cst.FunctionDef) and not binds and (
+                        head in _param_names(scope) or (head == "self" and caller_cls is not None)):
+                    # passed through: judged by this caller's own callers
+                    if depth >= 3:
+                        return "unknown", None, None
+                    upper, upper_reason, _ = self._callers_verdict(scope, caller_cls, arg, depth + 1)
+                    if upper == "unknown":
+                        return "unknown", None, None
+                    if upper == "fine":
+                        continue
+                    if upper_reason is not None and upper_reason.known:
+                        found = upper_reason
+                else:
+                    return "unknown", None, None  # where the Module comes from (and its mode) is not visible
+            if first is None:
+                first = caller
+            if found.known and not (reason is not None and reason.known):
+                reason = found
+        if first is None:
+            return "fine", None, None
+        return "lacking", reason, first
+
+    def _reason(self, facts: ScopeFacts, key: str, before: int) -> ModeReason | None:
+        """What the Module bound to `key` last (before a point) holds that depends on the mode:
+        `UNKNOWN_MODE` when the scope does not build it."""
+        reason: ModeReason | None = UNKNOWN_MODE
+        for event in facts.events:
+            if event.order >= before:
+                break
+            if event.key == key and event.kind == "bind_module":
+                value = getattr(event.node, "value", None)
+                reason = mode_reason(self.ctx, value) if isinstance(value, cst.Call) else UNKNOWN_MODE
+            elif event.key == key and event.kind == "bind":
+                reason = UNKNOWN_MODE
+        return reason
 
     def _no_grad_uses(self, call: cst.Call) -> list[tuple[str, str, cst.CSTNode]]:
         """(argument, parameter, no_grad guard) for each argument of a call to a same-file
@@ -159,15 +301,9 @@ class EvalWithoutEvalMode(_ScopeRule):
         inner = scope_facts(ctx, callee)
         out = []
         for param, key in passed.items():
-            for event in inner.events:
-                if event.key is not None and event.key != param and not keys_match(event.key, param):
-                    continue
-                if event.kind in ("bind", "bind_module") or event.kind in _MODE_KINDS:
-                    break  # rebound, or switched (to either mode; an unknown receiver may be it) before any use
-                if (event.kind == "module_call" and event.key == param and event.no_grad is not None
-                        and event.via is None):
-                    out.append((key, param, event.no_grad))
-                    break
+            guard = _unswitched_no_grad_use(inner, param)
+            if guard is not None:
+                out.append((key, param, guard))
         return out
 
     def _trained_models(self, facts: ScopeFacts, loops: list[cst.CSTNode]) -> dict[int, set[str]]:
@@ -217,6 +353,102 @@ class EvalWithoutEvalMode(_ScopeRule):
         """A Module built here may behave differently in eval mode (Dropout, BatchNorm, unknown layers)."""
         value = getattr(assign, "value", None)
         return isinstance(value, cst.Call) and mode_dependent(self.ctx, value)
+
+
+def _why(key: str, reason: ModeReason | None) -> str:
+    """What goes wrong in training mode, naming the layer when it is known."""
+    if reason is None or not reason.known:
+        return "Dropout stays random, BatchNorm updates its statistics"
+    what = reason.what
+    if what.endswith("branching on self.training"):
+        return f"{key}{reason.where} takes the training branch of {what.split(' ', 1)[0]}"
+    if "Norm" in what:
+        return f"{reason.describe(key)} normalises with batch statistics and updates its running averages"
+    return f"{reason.describe(key)} stays active"
+
+
+_BUILDER_PREFIXES = ("build", "create", "make", "get", "load", "init", "new")
+
+
+def _fresh_model(ctx: FileContext, bind: Event) -> bool:
+    """A binding that makes a new Module (in training mode): a Module class, a model factory, or a
+    builder function of the project (`build_model(cfg)`, `get_net()`, `load_model(path)`)."""
+    if bind.kind == "bind_module":
+        return True
+    value = getattr(bind.node, "value", None)
+    while (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+           and value.func.attr.value in MODULE_SELF_METHODS and isinstance(value.func.value, cst.Call)):
+        value = value.func.value  # `Net().to(device)`
+    if not isinstance(value, cst.Call):
+        return False
+    name = (dotted_name(value.func) or "").rsplit(".", 1)[-1]
+    if name[:1].isupper() and not name.isupper() and ctx.expr_is_module_class(value.func) is not False:
+        return True  # an instance of a class of another file or package, passed on as the model
+    name = name.lower()
+    return name.startswith(_BUILDER_PREFIXES) and ("model" in name or name.endswith("net"))
+
+
+def _unswitched_no_grad_use(facts: ScopeFacts, param: str) -> cst.CSTNode | None:
+    """The no_grad guard of the first call of `param` in a scope, when nothing before it switches
+    the mode (of it, or of anything unknown) or rebinds it."""
+    for event in facts.events:
+        if event.key is not None and event.key != param and not keys_match(event.key, param):
+            continue
+        if event.kind in ("bind", "bind_module") or event.kind in _MODE_KINDS:
+            return None
+        if event.kind == "module_call" and event.key == param and event.no_grad is not None and event.via is None:
+            return event.no_grad
+    return None
+
+
+def _is_top_level(ctx: FileContext, func: cst.FunctionDef) -> bool:
+    return id(func) in top_level_functions(ctx)
+
+
+def _param_names(func: cst.FunctionDef) -> list[str]:
+    params = func.params
+    return [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+
+
+def _argument_for(func: cst.FunctionDef, is_method: bool, call: cst.CSTNode, key: str) -> str | None:
+    """The caller's dotted name for `key` (a parameter of `func`, or `self.x`) at a call."""
+    if not isinstance(call, cst.Call) or any(a.star for a in call.args):
+        return None
+    head, _, rest = key.partition(".")
+    if head == "self":
+        return key if isinstance(call.func, cst.Attribute) and dotted_name(call.func.value) == "self" else None
+    params = func.params
+    positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if is_method:
+        positional = positional[1:]
+    value: cst.BaseExpression | None = None
+    arg = keyword_arg(call, head)
+    if arg is not None:
+        value = arg.value
+    elif head in positional:
+        pos = positional_args(call)
+        index = positional.index(head)
+        value = pos[index].value if index < len(pos) else None
+    name = dotted_name(value) if value is not None else None
+    if name is None:
+        return None
+    return f"{name}.{rest}" if rest else name
+
+
+def _has_framework_base(cls: cst.ClassDef, ctx: FileContext | None = None, depth: int = 0) -> bool:
+    """A class with a base other than `object` or plain classes of this file (a framework's hook
+    class, whose methods the framework calls in the mode it chooses)."""
+    for arg in cls.bases:
+        base = arg.value
+        if isinstance(base, cst.Name) and base.value == "object":
+            continue
+        if (ctx is not None and isinstance(base, cst.Name) and base.value in ctx.local_classes
+                and base.value not in ctx.imports and depth < 5):
+            if _has_framework_base(ctx.local_classes[base.value], ctx, depth + 1):
+                return True
+            continue
+        return True
+    return False
 
 
 class TrainModeNotRestored(_ScopeRule):
@@ -298,6 +530,8 @@ class FunctionalDropoutIgnoresMode(Rule):
         method = self.ctx.enclosing_method()
         if method is None or not self.ctx.is_module_class(method[0]):
             return
+        if _runs_only_in_training(self.ctx.stack, node) or _p_zero_in_eval(node):
+            return
         cls, func = method
         name = (dotted_name(node.func) or "F.dropout")
         fix = None
@@ -308,6 +542,100 @@ class FunctionalDropoutIgnoresMode(Rule):
         self.report(node, f"{name}() defaults to training=True, so dropout stays on after .eval(): pass "
                     "training=self.training (or use an nn.Dropout layer)", fix=fix,
                     context={"class": cls.name.value})
+
+
+def _is_training_flag(expr: cst.BaseExpression) -> bool:
+    return (isinstance(expr, cst.Attribute) and expr.attr.value == "training"
+            and isinstance(expr.value, cst.Name) and expr.value.value == "self")
+
+
+def _training_when(test: cst.BaseExpression, outcome: bool) -> bool:
+    """Whether `test` evaluating to `outcome` proves `self.training` is true."""
+    if _is_training_flag(test):
+        return outcome
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _training_when(test.expression, not outcome)
+    if isinstance(test, cst.BooleanOperation):
+        # `a and b` true: both true; `a or b` false: both false
+        if isinstance(test.operator, cst.And) and outcome:
+            return _training_when(test.left, True) or _training_when(test.right, True)
+        if isinstance(test.operator, cst.Or) and not outcome:
+            return _training_when(test.left, False) or _training_when(test.right, False)
+        return False
+    if (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and _is_training_flag(test.left)
+            and isinstance(test.comparisons[0].comparator, cst.Name)
+            and test.comparisons[0].comparator.value in ("True", "False")):
+        op = test.comparisons[0].operator
+        wanted = test.comparisons[0].comparator.value == "True"
+        if isinstance(op, (cst.Is, cst.Equal)):
+            return wanted if outcome else not wanted
+        if isinstance(op, (cst.IsNot, cst.NotEqual)):
+            return (not wanted) if outcome else wanted
+    return False
+
+
+def _exits(block: cst.BaseSuite) -> bool:
+    """A block whose last statement leaves the function (`return` / `raise`)."""
+    body = block.body
+    last = body[-1] if isinstance(body, (list, tuple)) and body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        return bool(last.body) and isinstance(last.body[-1], (cst.Return, cst.Raise))
+    return isinstance(last, (cst.Return, cst.Raise))
+
+
+def _runs_only_in_training(stack: list[cst.CSTNode], node: cst.CSTNode) -> bool:
+    """Whether `node` runs only when `self.training` is true: inside `if self.training [and ...]:`,
+    the true branch of `... if self.training else ...`, the `else` of `if not self.training:`, or
+    after an early `if not self.training: return ...` in the same function."""
+    path = [*stack, node]
+    for at in range(len(path) - 2, -1, -1):
+        parent, child = path[at], path[at + 1]
+        if isinstance(parent, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            break
+        if isinstance(parent, (cst.If, cst.IfExp)):
+            if child is parent.body and _training_when(parent.test, True):
+                return True
+            if child is parent.orelse and _training_when(parent.test, False):
+                return True
+        elif (isinstance(parent, cst.BooleanOperation) and isinstance(parent.operator, cst.And)
+              and child is parent.right and _training_when(parent.left, True)):
+            return True
+        elif isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            for stmt in parent.body:
+                if stmt is child:
+                    break
+                if (isinstance(stmt, cst.If) and stmt.orelse is None and _training_when(stmt.test, False)
+                        and _exits(stmt.body)):
+                    return True
+    return False
+
+
+def _p_zero_in_eval(call: cst.Call) -> bool:
+    """`F.dropout(x, p=self.p if self.training else 0.0)`: no dropout in eval mode."""
+    arg = keyword_arg(call, "p")
+    if arg is None:
+        pos = positional_args(call)
+        arg = pos[1] if len(pos) > 1 else None
+    value = arg.value if arg is not None else None
+    if not isinstance(value, cst.IfExp):
+        return False
+    zero = (value.orelse if _training_when(value.test, True)
+            else value.body if _training_when(value.test, False) else None)
+    return isinstance(zero, (cst.Integer, cst.Float)) and float(zero.value) == 0.0
+
+
+def _backward_losses(facts: ScopeFacts, loop: cst.CSTNode) -> set[str]:
+    """Names of the tensors a loop calls `.backward()` on: `loss` in `loss.backward()`,
+    `(loss / accum).backward()`, `loss.mean().backward()`, `scaler.scale(loss).backward()`."""
+    losses = set()
+    for event in facts.in_loop(loop, ("backward",)):
+        if event.via is not None:
+            continue
+        if event.key:
+            losses.add(event.key)
+        elif isinstance(event.node, cst.Call) and isinstance(event.node.func, cst.Attribute):
+            losses.update(n.value for n in graph_operands(event.node.func.value))
+    return losses
 
 
 class MissingZeroGrad(_ScopeRule):
@@ -401,9 +729,9 @@ class TrainingFlagAssigned(Rule):
     ]
     invalid = [
         Case(_PRELUDE + "def evaluate(model):\n    model.training = False\n", line=6, col=5,
-             fixed=_PRELUDE + "def evaluate(model):\n    model.eval()\n"),
-        Case(_PRELUDE + "def fit(model, flag):\n    model.training = flag\n", line=6,
-             fixed=_PRELUDE + "def fit(model, flag):\n    model.train(flag)\n"),
+             fixed=_PRELUDE + "def evaluate(model):\n    model.eval()\n", unsafe=True),
+        Case(_PRELUDE + "def fit(model: nn.Module, flag):\n    model.training = flag\n", line=6,
+             fixed=_PRELUDE + "def fit(model: nn.Module, flag):\n    model.train(flag)\n"),
     ]
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -431,23 +759,28 @@ class TrainingFlagAssigned(Rule):
             text = f"{receiver}.eval()"
         else:
             text = f"{receiver}.train({self.ctx.code_for(value).strip()})"
+        # the rewrite calls a Module method: safe only when the receiver is known to be a Module, not
+        # guessed from its name or its use (`cfg.model.training = False` on a config would raise)
+        safety = "safe" if self._is_module(receiver, strict=True) is True else "unsafe"
         self.report(node, f"assigning {receiver}.training changes only this module's flag; its children keep their "
-                    f"mode: call {text}", fix=PendingFix("safe", (Replace(node, text),), f"call {text}"))
+                    f"mode: call {text}", fix=PendingFix(safety, (Replace(node, text),), f"call {text}"))
 
     def _leaf_layer(self, call: cst.Call) -> bool:
         """A torch layer without child modules (BatchNorm, Linear, ...)."""
         name = self.ctx.torch_nn_name(call.func)
         return name is not None and name not in _WITH_CHILDREN
 
-    def _is_module(self, receiver: str) -> bool | None:
-        """True: a Module that may have children; None: a leaf layer (no children to miss); False: unknown."""
+    def _is_module(self, receiver: str, strict: bool = False) -> bool | None:
+        """True: a Module that may have children; None: a leaf layer (no children to miss); False: unknown.
+        `strict`: only evidence that makes it certain (constructors, annotations, .children() loops),
+        not the receiver's name or the methods called on it."""
         func = self.ctx.enclosing_function()
         scope: cst.CSTNode = func if func is not None else self.ctx.module
         for node in descendants(scope, skip_scopes=True):
             if (isinstance(node, cst.Assign) and any(dotted_name(t.target) == receiver for t in node.targets)
                     and isinstance(node.value, cst.Call) and self._leaf_layer(node.value)):
                 return None  # a torch leaf layer: copying a flag onto it is harmless
-        if _model_like(receiver):
+        if _model_like(receiver) and not strict:
             return True
         parts = receiver.split(".")
         if parts[0] == "self" and len(parts) == 2:
@@ -467,7 +800,7 @@ class TrainingFlagAssigned(Rule):
                     if self.ctx.expr_is_module_class(param.annotation.annotation) is True:
                         return True
         for node in descendants(scope, skip_scopes=True):
-            if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            if (not strict and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
                     and node.func.attr.value in ("eval", "parameters", "named_parameters", "modules", "children",
                                                  "state_dict", "load_state_dict", "zero_grad")
                     and dotted_name(node.func.value) == receiver):
@@ -525,17 +858,35 @@ class LossAccumulatedWithGraph(_ScopeRule):
         graph_names = {n.value for e in facts.events if e.kind == "backward" and e.via is None
                        for n in descendants(e.node) if isinstance(n, cst.Name)}
         for loop in facts.training_loops():
-            losses = {e.key for e in facts.in_loop(loop, ("backward",)) if e.key and e.via is None}
+            losses = _backward_losses(facts, loop)
             if not losses:
                 continue
             detached = self._rebound_detached(loop, losses)
             for event in facts.in_loop(loop, ("accumulate",)):
                 if (event.via is not None or event.value not in losses or event.value in detached
-                        or id(event.node) in reported or event.key is None
-                        or event.key.split(".")[0] in graph_names or event.key in graph_names):
+                        or id(event.node) in reported or event.key is None or event.no_grad is not None
+                        or event.key.split(".")[0] in graph_names or event.key in graph_names
+                        or self._reset_in(facts, loop, event)):
+                    continue
+                # the same name in a validation loop nested in the epoch loop is another tensor
+                if event.value not in _backward_losses(facts, event.loops[-1]):
                     continue
                 reported.add(id(event.node))
                 self._report(scope, event)
+
+    @staticmethod
+    def _reset_in(facts: ScopeFacts, loop: cst.CSTNode, event: Event) -> bool:
+        """The total (or list) is bound afresh inside the loop (`total = 0`, `losses = []`): it does not
+        outlive the iteration, and neither do the graphs it holds."""
+        key = event.key
+        for bind in facts.in_loop(loop, ("bind", "bind_module")):
+            if bind.key != key or bind.node is event.node or bind.order > event.order:
+                continue
+            value = getattr(bind.node, "value", None)
+            if value is not None and not any(isinstance(n, cst.Name) and n.value == key.split(".")[0]
+                                             for n in [value, *descendants(value)]):
+                return True
+        return False
 
     def _rebound_detached(self, loop: cst.CSTNode, losses: set[str]) -> set[str]:
         """Loss names the loop rebinds to a Python number or detached tensor (`loss = loss.item()`)."""
@@ -552,25 +903,38 @@ class LossAccumulatedWithGraph(_ScopeRule):
 
     def _report(self, scope: cst.CSTNode, event: Event) -> None:
         node = event.node
-        loss = event.value
         total = event.key
         if isinstance(node, (cst.AugAssign, cst.Assign)):
-            # keep behaviour: a total later used as a tensor must stay a tensor
-            as_tensor = any(isinstance(n, cst.Attribute) and dotted_name(n.value) == total
-                            for n in descendants(scope, skip_scopes=True))
+            # keep behaviour: a total later used as a tensor (or handed back to a caller) stays a tensor
+            as_tensor = any(
+                (isinstance(n, cst.Attribute) and dotted_name(n.value) == total)
+                or (isinstance(n, cst.Return) and n.value is not None and any(
+                    dotted_name(m) == total for m in [n.value, *descendants(n.value)]))
+                for n in descendants(scope, skip_scopes=True))
             method = "detach" if as_tensor else "item"
             if isinstance(node, cst.AugAssign):
-                operand, shown = node.value, f"{total} += {loss}"
+                operand = node.value
+                shown = f"{total} += {self.ctx.code_for(operand).strip()}"
             else:  # total = total + loss
                 assert isinstance(node.value, cst.BinaryOperation)
-                right = node.value.right
-                operand = right if isinstance(right, cst.Name) and right.value == loss else node.value.left
+                left, right = node.value.left, node.value.right
+                operand = left if dotted_name(right) == total else right
                 shown = f"{total} = {self.ctx.code_for(node.value).strip()}"
-            fix = PendingFix("safe", (Replace(operand, f"{loss}.{method}()"),), f"add {loss}.{method}()")
+            fixed = self._detached(operand, method)
+            fix = PendingFix("safe", (Replace(operand, fixed),), f"add {fixed}")
             self.report(node, f"{shown} keeps every iteration's autograd graph alive (memory grows each "
-                        f"step): add {loss}.{method}()", fix=fix)
+                        f"step): add {fixed}", fix=fix)
         else:
             assert isinstance(node, cst.Call)
-            fix = PendingFix("safe", (Replace(node.args[0].value, f"{loss}.detach()"),), f"append {loss}.detach()")
-            self.report(node, f"{total}.append({loss}) keeps every iteration's autograd graph alive (memory grows "
-                        f"each step): append {loss}.detach() (or {loss}.item())", fix=fix)
+            operand = node.args[0].value
+            fixed = self._detached(operand, "detach")
+            shown = self.ctx.code_for(operand).strip()
+            fix = PendingFix("safe", (Replace(operand, fixed),), f"append {fixed}")
+            self.report(node, f"{total}.append({shown}) keeps every iteration's autograd graph alive (memory grows "
+                        f"each step): append {fixed} (or {self._detached(operand, 'item')})", fix=fix)
+
+    def _detached(self, operand: cst.BaseExpression, method: str) -> str:
+        text = self.ctx.code_for(operand).strip()
+        if not isinstance(operand, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            text = f"({text})"
+        return f"{text}.{method}()"

@@ -8,6 +8,7 @@ import libcst as cst
 
 from torchlint.context import is_self_attr
 from torchlint.rule import Case, PendingFix, Replace, Rule
+from torchlint.rules.apis import torch_apis
 from torchlint.rules.registration import edit_distance
 
 # Submodules of torch.nn that `dir(torch.nn)` may not list until imported.
@@ -41,6 +42,7 @@ class UnknownTorchAttribute(Rule):
         "import torch.nn.functional as F\ny = F.gelu(x)\n",
         "from torch import nn\nnn.init.zeros_(w)\nnn.utils.clip_grad_norm_(p, 1.0)\n",
         "import numpy as nn\nnn.Conv\n",
+        "from torch import nn\ndef styles(latent):\n    nn = noise(latent)\n    return nn.repeat(1, 2)\n",
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(2, 2)\n    def reset(self):\n        self.fc.reset_parameters()\n        self.my_helper()\n    def my_helper(self):\n        pass\n",
     ]
     invalid = [
@@ -77,9 +79,16 @@ class UnknownTorchAttribute(Rule):
             real, label = ctx.names.functional, "F"
         else:
             return
+        head = owner
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if isinstance(head, cst.Name) and self._rebound_locally(head.value):
+            return  # `nn = noise(...)` in this function: not the imported torch.nn
         attr = node.attr.value
         if attr in real or attr.startswith("__") or attr in self._probed_names():
             return
+        if f"{qual}.{attr}" in torch_apis().removed:
+            return  # a name that existed and was removed is TL501's, with its replacement
         prefix = ctx.code_for(owner)
         # a name that differs only in case (`nn.Relu`) has one obvious correction
         same = [m for m in real if m.lower() == attr.lower() and not m.startswith("_")]
@@ -93,6 +102,38 @@ class UnknownTorchAttribute(Rule):
             f"`{prefix}.{attr}` does not exist in torch {ctx.names.version} ({'torch.nn' if label == 'nn' else 'torch.nn.functional'}){hint}",
             fix=fix,
         )
+
+    def _rebound_locally(self, name: str) -> bool:
+        """Whether the enclosing function binds `name` itself (a parameter, an assignment, a loop
+        or `with` target), shadowing the module-level import."""
+        func = self.ctx.enclosing_function()
+        if func is None:
+            return False
+        cache: dict[tuple[int, str], bool] = self.__dict__.setdefault("_rebound", {})
+        key = (id(func), name)
+        if key not in cache:
+            from torchlint.walk import descendants
+
+            params = func.params
+            bound = any(p.name.value == name for p in [*params.params, *params.kwonly_params, *params.posonly_params])
+            for node in descendants(func, skip_scopes=True):
+                if bound:
+                    break
+                targets: list[cst.BaseExpression] = []
+                if isinstance(node, cst.Assign):
+                    targets = [t.target for t in node.targets]
+                elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
+                    targets = [node.target]
+                elif isinstance(node, cst.For):
+                    targets = [node.target]
+                elif isinstance(node, cst.WithItem) and node.asname is not None:
+                    targets = [node.asname.name]
+                for target in targets:
+                    elements = [target] + [e.value for e in getattr(target, "elements", [])]
+                    if any(isinstance(t, cst.Name) and t.value == name for t in elements):
+                        bound = True
+            cache[key] = bound
+        return cache[key]
 
     def _probed_names(self) -> frozenset[str]:
         """Names the file tests with `hasattr(x, "name")`: code written for other torch
