@@ -1003,6 +1003,7 @@ class TensorAttributeNotBuffer(Rule):
         self._before_init = self._statements_before_parent_init(node, init)
         self._bindings: dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] | None = None  # when a fix needs it
         self._python_only: dict[str, bool] = {}
+        self._init_chain: set[int] | None = None
         for func in self.ctx.reachable_methods(node, init):
             self._check(node, func, self_name(func) or "self", registered)
 
@@ -1085,7 +1086,8 @@ class TensorAttributeNotBuffer(Rule):
             self._bindings = self._class_bindings(cls, set())
         if self._bindings is None:
             return False
-        others = [(node, owner) for node, owner in self._bindings.get(attr, []) if node is not small]
+        others = [(node, owner) for node, owner in self._bindings.get(attr, [])
+                  if node is not small and not self._later_tensor_binding(cls, node, owner)]
         if not others:
             return True
         # `if learnable: self.g = nn.Parameter(...)` / `else: self.g = torch.ones(n)`: only one runs
@@ -1094,6 +1096,21 @@ class TensorAttributeNotBuffer(Rule):
             return False
         parents = _parent_map(owner)
         return all(_exclusive_branches(small, node, parents) for node, _ in others)
+
+    def _later_tensor_binding(self, cls: cst.ClassDef, node: cst.CSTNode, owner: cst.CSTNode) -> bool:
+        """`self.state = torch.zeros_like(self.state)` (or `= None`) in a method of this class
+        that construction does not run: it assigns a tensor to the buffer, which is allowed."""
+        if self._init_chain is None:
+            self._init_chain = {id(f) for f in self.ctx.reachable_methods(cls, self._init)}
+        if (not isinstance(owner, cst.FunctionDef) or id(owner) in self._init_chain
+                or not any(stmt is owner for stmt in statement_body(cls))):
+            return False
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0].target, cst.Attribute)):
+            return False
+        value = node.value
+        return (isinstance(value, cst.Name) and value.value == "None") or (
+            self.is_tensor_expr(value, set()))
 
     def _class_bindings(self, cls: cst.ClassDef, seen: set[int]) -> dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] | None:
         """attr -> (statement binding it, the method or class it is in), over the class and its
