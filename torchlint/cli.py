@@ -187,6 +187,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stderr.write(f"torchlint: error: {error}\n")
     if not args.quiet:
         sys.stderr.write(_summary(diagnostics, applied, args) + "\n")
+    if args.runtime:
+        _runtime_summary(args, diagnostics)
     if errors:
         return 2
     if args.diff:
@@ -210,6 +212,20 @@ def _runtime(args: argparse.Namespace, config: Config, diagnostics: list[Diagnos
         construct=config.runtime.construct, inputs=config.runtime.inputs, jobs=jobs,
         progress=sys.stderr.isatty(), project_root=root,
     )
+
+
+def _runtime_summary(args: argparse.Namespace, diagnostics: list[Diagnostic]) -> None:
+    """The runtime summary, last: on stdout after the text findings (its last line), on
+    stderr for the machine-readable formats (stdout stays one document) or --output-file."""
+    from torchlint.runtime.summary import summarize
+
+    line = summarize(diagnostics) + "\n"
+    if args.format == "text" and not args.output_file and not args.diff:
+        sys.stderr.flush()
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    elif not args.quiet:
+        sys.stderr.write(line)
 
 
 def _summary(diagnostics: list[Diagnostic], applied: int, args: argparse.Namespace) -> str:

@@ -114,6 +114,11 @@ def positional_args(call: cst.Call) -> list[cst.Arg]:
     return [a for a in call.args if a.keyword is None and a.star == ""]
 
 
+# the modules transformers generates per model, which its modular templates import from
+_GENERATED_MODULE_PREFIXES = ("modeling_", "configuration_", "processing_", "image_processing_", "tokenization_",
+                              "feature_extraction_", "video_processing_")
+
+
 @dataclass
 class ClassFacts:
     """Facts about one class, computed once: is it a Module, what its `self.<attr>` hold."""
@@ -227,6 +232,19 @@ class FileContext:
         if q is not None and q.startswith("torch.nn.") and q.count(".") == 2:
             return q[len("torch.nn."):]
         return None
+
+    @cached_property
+    def is_generator_template(self) -> bool:
+        """A Hugging Face `modular_<model>.py` file: a template that transformers' code
+        generator expands into `modeling_<model>.py`; it is never imported or run, and its
+        odd shapes (`super().forward(...)` as a statement, layers assigned before
+        `super().__init__(config)`) are directives to the generator. Recognised by its name
+        and its imports from other models' generated modules (`modeling_*`, `configuration_*`,
+        `image_processing_*`, ...)."""
+        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        if not name.startswith("modular_"):
+            return False
+        return any(part.startswith(_GENERATED_MODULE_PREFIXES) for full in self.imports.values() for part in full.split("."))
 
     # ---- Module classes ----------------------------------------------------------------
     def class_facts(self, node: cst.ClassDef) -> ClassFacts:

@@ -229,7 +229,7 @@ def self_tensor_attrs(ctx: FileContext, cls: cst.ClassDef) -> frozenset[str]:
     if found is not None:
         return found
     verdicts: dict[str, bool] = {}
-    grounded: set[str] = set()  # attributes with at least one binding that builds a tensor
+    originated: set[str] = set()  # attributes with at least one assignment from a tensor value
     registered: set[str] = set()
     for method in ctx.class_facts(cls).methods.values():
         params = [*method.params.posonly_params, *method.params.params]
@@ -251,27 +251,28 @@ def self_tensor_attrs(ctx: FileContext, cls: cst.ClassDef) -> frozenset[str]:
                 if attr is not None:
                     verdicts[attr] = verdicts.get(attr, True) and small.value is not None and \
                         _tensor_value(ctx, small.value, me, attr)
-                    if small.value is not None and _builds_tensor(ctx, small.value):
-                        grounded.add(attr)
+                    if small.value is not None and _tensor_origin(ctx, small.value):
+                        originated.add(attr)
                 else:
                     for element in _target_elements(target):
                         inner = is_self_attr(element, me)
                         if inner is not None:
                             verdicts[inner] = False
-    # an attribute only ever rebound from its own conversion (`self.vae = self.vae.to(dtype)`)
-    # is set elsewhere (a pipeline's `register_modules(vae=vae)`): unknown, maybe a Module
+    # `self.vae = self.vae.to(dtype)` alone says nothing: Modules are converted the same way (a
+    # diffusers pipeline registers its vae with register_modules and only ever converts it)
     found = per_file[id(cls)] = frozenset(a for a, ok in verdicts.items()
-                                          if ok and a in grounded and a not in registered)
+                                          if ok and a in originated and a not in registered)
     return found
 
 
-def _builds_tensor(ctx: FileContext, value: cst.BaseExpression) -> bool:
-    return classify_value(ctx, value)[0] == "tensor" or wrapped_tensor(ctx, value)
+def _tensor_origin(ctx: FileContext, value: cst.BaseExpression) -> bool:
+    """A value that makes a tensor from something else (not the attribute converted)."""
+    return classify_value(ctx, value)[0] == "tensor" or bool(wrapped_tensor(ctx, value))
 
 
 def _tensor_value(ctx: FileContext, value: cst.BaseExpression, me: str, attr: str) -> bool:
     """A value that keeps `self.<attr>` a tensor: a tensor, or the attribute itself converted."""
-    if _builds_tensor(ctx, value):
+    if _tensor_origin(ctx, value):
         return True
     root = tensor_root(value, ctx)
     return root is not value and is_self_attr(root, me) == attr

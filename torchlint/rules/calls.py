@@ -513,7 +513,7 @@ class ForwardReturnsNothing(Rule):
                 computes = True
         if not computes:
             return
-        if _is_modular_template(self.ctx.path, body):
+        if _is_modular_template(self.ctx, body):
             return
         for inner in descendants(node.body, skip_scopes=True):
             if isinstance(inner, cst.Return) and inner.value is not None:
@@ -528,10 +528,10 @@ class ForwardReturnsNothing(Rule):
                     "return the output", context={"class": cls.name.value})
 
 
-def _is_modular_template(path: str, body: list[cst.BaseStatement]) -> bool:
+def _is_modular_template(ctx, body: list[cst.BaseStatement]) -> bool:
     """Hugging Face `modular_*.py` files are templates for a code generator, never run: a bare
     `super().forward(...)` statement there means "copy the parent's body", return included."""
-    if not path.replace("\\", "/").rsplit("/", 1)[-1].startswith("modular_"):
+    if not ctx.is_generator_template:
         return False
     for stmt in body:
         if isinstance(stmt, cst.SimpleStatementLine):

@@ -9,7 +9,6 @@ import libcst as cst
 from torchlint.context import (
     CONTAINER_CLASSES, dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
 )
-from torchlint.facts import self_attr_values
 from torchlint.rule import (
     Case, DeleteLine, InsertLineAfter, InsertLineBefore, PendingFix, Replace, Rule,
 )
@@ -251,8 +250,8 @@ class AssignBeforeSuperInit(Rule):
     ]
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        if not self.ctx.is_module_class(node):
-            return
+        if self.ctx.is_generator_template or not self.ctx.is_module_class(node):
+            return  # a transformers modular template is never run: its init order is a directive
         init = last_method(node, "__init__")
         if init is None or not isinstance(init.body, cst.IndentedBlock):
             return
@@ -845,6 +844,127 @@ _NON_TENSOR_RESULTS = frozenset(
 )
 
 
+# what turns a tensor into a plain Python value
+_TO_PYTHON_METHODS = frozenset({"tolist", "item", "size", "dim", "ndimension", "numel", "nelement", "__len__"})
+_TO_PYTHON_ATTRS = frozenset({"shape", "ndim", "dtype", "is_cuda"})
+_TO_PYTHON_BUILTINS = frozenset({"int", "float", "bool", "len", "range", "str"})
+# in-place random fills whose bounds are read as Python numbers
+_NUMBER_ARG_METHODS = frozenset({"uniform_", "normal_", "random_"})
+_MAX_ALIAS_DEPTH = 3
+
+
+def _parent_map(func: cst.FunctionDef) -> dict[int, cst.CSTNode]:
+    """id(node) -> its parent, for every node of a method."""
+    from torchlint.walk import children
+
+    out: dict[int, cst.CSTNode] = {}
+    for node in (func, *descendants(func)):
+        for child in children(node):
+            out[id(child)] = node
+    return out
+
+
+def _is_plain_constant(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.UnaryOperation):
+        expr = expr.expression
+    return isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString)) or (
+        isinstance(expr, cst.Name) and expr.value in ("None", "True", "False")
+    )
+
+
+def _python_use(node: cst.BaseExpression, parents: dict[int, cst.CSTNode], func: cst.FunctionDef, depth: int) -> bool:
+    """Whether the value of `node` (a tensor, or an element/slice of one) only ever becomes a
+    Python value or an index where it is used; unknown uses answer False."""
+    parent = parents.get(id(node))
+    if isinstance(parent, cst.Subscript) and parent.value is node:
+        return _python_use(parent, parents, func, depth)  # an element or slice: same question
+    if isinstance(parent, cst.Attribute) and parent.value is node:
+        if parent.attr.value in _TO_PYTHON_ATTRS:
+            return True
+        call = parents.get(id(parent))
+        return isinstance(call, cst.Call) and call.func is parent and parent.attr.value in _TO_PYTHON_METHODS
+    if isinstance(parent, cst.Index):
+        return True  # `x[:, self.idx]`: a CPU index tensor indexes a tensor on any device
+    if isinstance(parent, cst.Slice):
+        return True  # a slice bound is read with __index__
+    if isinstance(parent, (cst.If, cst.While, cst.IfExp)) and parent.test is node:
+        return True
+    if isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Not):
+        return True
+    if isinstance(parent, cst.Comparison):
+        if all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in parent.comparisons):
+            return True
+        others = [parent.left, *(c.comparator for c in parent.comparisons)]
+        if all(e is node or _is_plain_constant(e) for e in others):
+            return _python_use(parent, parents, func, depth)  # `t[i] == 1`: a truth test?
+        return False
+    if isinstance(parent, cst.BooleanOperation):
+        return _python_use(parent, parents, func, depth)
+    if isinstance(parent, cst.Arg) and parent.keyword is None and not parent.star:
+        call = parents.get(id(parent))
+        if not isinstance(call, cst.Call):
+            return False
+        name = dotted_name(call.func)
+        if name in _TO_PYTHON_BUILTINS:
+            return True
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value in _NUMBER_ARG_METHODS:
+            return True
+        loop = parents.get(id(call))
+        if (name == "enumerate" and call.args[0] is parent and isinstance(loop, cst.For) and loop.iter is call
+                and isinstance(loop.target, cst.Tuple) and len(loop.target.elements) == 2):
+            item = loop.target.elements[1].value  # `for i, flag in enumerate(self.mask)`
+            return isinstance(item, cst.Name) and _name_python(item, parents, func, depth)
+        return False
+    if isinstance(parent, cst.For) and parent.iter is node:
+        return isinstance(parent.target, cst.Name) and _name_python(parent.target, parents, func, depth)
+    if (isinstance(parent, cst.Assign) and parent.value is node and len(parent.targets) == 1
+            and isinstance(parent.targets[0].target, cst.Name)):
+        return _name_python(parent.targets[0].target, parents, func, depth)  # `ratio = self.ratio`
+    return False
+
+
+def _name_python(bound: cst.Name, parents: dict[int, cst.CSTNode], func: cst.FunctionDef, depth: int) -> bool:
+    """Whether every other occurrence of a local name in the method is a Python-value use."""
+    if depth >= _MAX_ALIAS_DEPTH:
+        return False
+    for node in find_all(func.body, cst.Name):
+        if node is bound or node.value != bound.value:
+            continue
+        parent = parents.get(id(node))
+        if (isinstance(parent, cst.Attribute) and parent.attr is node) or (
+                isinstance(parent, cst.Arg) and parent.keyword is node):
+            continue  # `x.name`, `f(name=...)`: not the local
+        if not _python_use(node, parents, func, depth + 1):
+            return False
+    return True
+
+
+def _exclusive_branches(a: cst.CSTNode, b: cst.CSTNode, parents: dict[int, cst.CSTNode]) -> bool:
+    """Whether two nodes of one function lie in different branches of the same if/elif/else."""
+    def branches(node: cst.CSTNode) -> dict[int, cst.CSTNode]:
+        out: dict[int, cst.CSTNode] = {}
+        child, parent = node, parents.get(id(node))
+        while parent is not None:
+            if isinstance(parent, cst.If) and child is not parent.test:
+                out[id(parent)] = child  # the body block, or the else/elif part
+            child, parent = parent, parents.get(id(parent))
+        return out
+
+    left, right = branches(a), branches(b)
+    return any(key in right and right[key] is not side for key, side in left.items())
+
+
+def _binding_targets(small: cst.BaseSmallStatement) -> list[cst.BaseExpression]:
+    """The targets a simple statement binds or unbinds (`=`, `+=`, annotated, `del`)."""
+    if isinstance(small, cst.Assign):
+        return [t.target for t in small.targets]
+    if isinstance(small, (cst.AugAssign, cst.AnnAssign)):
+        return [small.target]
+    if isinstance(small, cst.Del):
+        return [small.target]
+    return []
+
+
 class TensorAttributeNotBuffer(Rule):
     """A tensor stored as a plain attribute in __init__ does not follow .to(device)."""
 
@@ -881,6 +1001,9 @@ class TensorAttributeNotBuffer(Rule):
         self._moved: set[str] | None = None  # computed when a finding needs it
         self._init = init
         self._before_init = self._statements_before_parent_init(node, init)
+        self._bindings: dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] | None = None  # when a fix needs it
+        self._python_only: dict[str, bool] = {}
+        self._init_chain: set[int] | None = None
         for func in self.ctx.reachable_methods(node, init):
             self._check(node, func, self_name(func) or "self", registered)
 
@@ -923,6 +1046,126 @@ class TensorAttributeNotBuffer(Rule):
                         attr = is_self_attr(target.target, me)
                         if attr:
                             out.add(attr)
+        return out
+
+    def _read_only_as_python(self, cls: cst.ClassDef, attr: str) -> bool:
+        """Whether every read of `self.<attr>` outside __init__ turns it into Python values
+        (`.item()`, `.tolist()`, `int(...)`, `len(...)`, a truth test, a loop whose items are
+        only used so) or uses it as an index or random-number bound: such a tensor never
+        meets an input on another device, so leaving it on the CPU harms no one."""
+        answer = self._python_only.get(attr)
+        if answer is None:
+            answer = True
+            for stmt in statement_body(cls):
+                if not isinstance(stmt, cst.FunctionDef) or stmt is self._init:
+                    continue
+                me = self_name(stmt) or "self"
+                uses = [n for n in descendants(stmt.body) if isinstance(n, cst.Attribute) and is_self_attr(n, me) == attr]
+                if not uses:
+                    continue
+                parents = _parent_map(stmt)
+                for use in uses:
+                    parent = parents.get(id(use))
+                    if isinstance(parent, cst.AssignTarget):
+                        continue  # rebound here, not read
+                    if not _python_use(use, parents, stmt, 0):
+                        answer = False
+                        break
+                if not answer:
+                    break
+            self._python_only[attr] = answer
+        return answer
+
+    def _sole_binding(self, cls: cst.ClassDef, attr: str, small: cst.BaseSmallStatement) -> bool:
+        """Whether `small` is the only place the class (and its local bases) binds
+        `self.<attr>`: `register_buffer` raises KeyError ("attribute already exists") when the
+        name is already a plain attribute, a class attribute or a method, and a later
+        `self.<attr> = <non-tensor>` raises TypeError on a buffer. Any other binding, or a base
+        this file cannot see into, and the fix is not offered."""
+        if self._bindings is None:
+            self._bindings = self._class_bindings(cls, set())
+        if self._bindings is None:
+            return False
+        others = [(node, owner) for node, owner in self._bindings.get(attr, [])
+                  if node is not small and not self._later_tensor_binding(cls, node, owner)]
+        if not others:
+            return True
+        # `if learnable: self.g = nn.Parameter(...)` / `else: self.g = torch.ones(n)`: only one runs
+        owner = next((o for n, o in self._bindings[attr] if n is small), None)
+        if owner is None or any(o is not owner for _, o in others):
+            return False
+        parents = _parent_map(owner)
+        return all(_exclusive_branches(small, node, parents) for node, _ in others)
+
+    def _later_tensor_binding(self, cls: cst.ClassDef, node: cst.CSTNode, owner: cst.CSTNode) -> bool:
+        """`self.state = torch.zeros_like(self.state)` (or `= None`) in a method of this class
+        that construction does not run: it assigns a tensor to the buffer, which is allowed."""
+        if self._init_chain is None:
+            self._init_chain = {id(f) for f in self.ctx.reachable_methods(cls, self._init)}
+        if (not isinstance(owner, cst.FunctionDef) or id(owner) in self._init_chain
+                or not any(stmt is owner for stmt in statement_body(cls))):
+            return False
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0].target, cst.Attribute)):
+            return False
+        value = node.value
+        return (isinstance(value, cst.Name) and value.value == "None") or (
+            self.is_tensor_expr(value, set()))
+
+    def _class_bindings(self, cls: cst.ClassDef, seen: set[int]) -> dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] | None:
+        """attr -> (statement binding it, the method or class it is in), over the class and its
+        bases; None when a base is neither nn.Module nor a class of this file."""
+        if id(cls) in seen:
+            return None
+        seen.add(id(cls))
+        out: dict[str, list[tuple[cst.CSTNode, cst.CSTNode]]] = {}
+        for arg in cls.bases:
+            if arg.keyword is not None or arg.star:
+                return None
+            value = arg.value.value if isinstance(arg.value, cst.Subscript) else arg.value
+            if self.ctx.qualname(value) == "torch.nn.Module":
+                continue
+            local = self.ctx.local_classes.get(value.value) if isinstance(value, cst.Name) else None
+            if local is None or value.value in self.ctx.imports:
+                return None
+            inherited = self._class_bindings(local, seen)
+            if inherited is None:
+                return None
+            for name, ids in inherited.items():
+                out.setdefault(name, []).extend(ids)
+        for stmt in statement_body(cls):
+            if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                out.setdefault(stmt.name.value, []).append((stmt, cls))
+            if not isinstance(stmt, cst.FunctionDef):
+                for small in small_statements([stmt]):
+                    for target in _binding_targets(small):
+                        if isinstance(target, cst.Name):
+                            out.setdefault(target.value, []).append((small, cls))
+                continue
+            me = self_name(stmt) or "self"
+            for small in small_statements(statement_body(stmt), into_defs=True):
+                for target in _binding_targets(small):
+                    for node in (target, *descendants(target)):
+                        attr = is_self_attr(node, me)
+                        if attr and (node is target or isinstance(target, (cst.Tuple, cst.List))):
+                            out.setdefault(attr, []).append((small, stmt))
+            for node in find_all(stmt.body, (cst.For, cst.With, cst.Call)):
+                if isinstance(node, cst.Call):
+                    # setattr(self, "x", ...)
+                    if (dotted_name(node.func) == "setattr" and len(node.args) >= 2
+                            and isinstance(node.args[1].value, cst.SimpleString)):
+                        name = node.args[1].value.evaluated_value
+                        if isinstance(name, str):
+                            out.setdefault(name, []).append((node, stmt))
+                    continue
+                bound = [node.target] if isinstance(node, cst.For) else [
+                    item.asname.name for item in node.items if item.asname is not None
+                ]
+                for target in bound:
+                    for sub in (target, *descendants(target)):
+                        attr = is_self_attr(sub, me)
+                        if attr:
+                            out.setdefault(attr, []).append((node, stmt))
         return out
 
     @staticmethod
@@ -1099,17 +1342,14 @@ class TensorAttributeNotBuffer(Rule):
                 continue
             if self._moved is None:
                 self._moved = self._attributes_moved(cls, self._init)
-            if attr in self._moved:
+            if attr in self._moved or self._read_only_as_python(cls, attr):
                 continue
             fix = None
             # register_buffer needs nn.Module.__init__ to have run first
             can_register = self._before_init is not None and not (
                 func is self._init and id(small) in self._before_init
             )
-            # register_buffer raises when the name is already a plain attribute (`self.x = None`
-            # first), and assigning a non-tensor to a buffer later raises: only a lone assignment
-            sole = len(self_attr_values(self.ctx, cls).get(attr, [])) == 1
-            if len(targets) == 1 and can_register and sole:
+            if len(targets) == 1 and can_register and self._sole_binding(cls, attr, small):
                 value = self.ctx.code_for(small.value)
                 fix = PendingFix(
                     "safe",

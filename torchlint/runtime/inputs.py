@@ -7,7 +7,10 @@ a ResNet 224x224).
 
 from __future__ import annotations
 
+import ast
 import inspect
+import re
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +64,14 @@ def required_positional(module: nn.Module) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
 
 
+def _takes_varargs(module: nn.Module) -> bool:
+    try:
+        signature = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+
+
 def _float(*shape: int) -> Candidate:
     tensor = torch.randn(*shape)
     return Candidate((tensor,), describe(tensor))
@@ -104,24 +115,103 @@ def first_consumer(module: nn.Module, extra: list[nn.Module]) -> nn.Module | Non
     """The first layer, in registration order, whose type tells the input's shape.
 
     `extra` are Modules the instance holds without registering them (a plain list of layers
-    is still the model's first layer, just not in `modules()`).
+    is still the model's first layer, just not in `modules()`), then those its forward
+    builds (`nn.Linear(self.dim, ...)` made in forward tells the input width).
     """
     for layer in [*module.modules(), *extra]:
+        if _for_layer(layer):
+            return layer
+    for layer in built_in_forward(module):
         if _for_layer(layer):
             return layer
     return None
 
 
+_LAYER_CALL = re.compile(r"\b(?:nn|torch\.nn)\.(Linear|Conv[123]d|Embedding|LayerNorm|BatchNorm[123]d|GroupNorm|"
+                         r"LSTM|GRU|RNN|MultiheadAttention)\s*\(")
+
+
+def built_in_forward(module: nn.Module) -> list[nn.Module]:
+    """The layers forward's own source builds, evaluated with `self` bound to the instance
+    (only those whose arguments do not depend on forward's locals)."""
+    forward = getattr(type(module), "forward", None)
+    try:
+        source = textwrap.dedent(inspect.getsource(forward))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return []
+    namespace = dict(getattr(forward, "__globals__", {}))
+    namespace.setdefault("nn", nn)
+    namespace.setdefault("torch", torch)
+    namespace["self"] = module
+    layers = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _LAYER_CALL.match(ast.unparse(node)):
+            try:
+                layer = eval(compile(ast.Expression(node), "<forward>", "eval"), namespace)  # noqa: S307 - the user's forward
+            except Exception:
+                continue
+            if isinstance(layer, nn.Module):
+                layers.append(layer)
+        if len(layers) >= 3:
+            break
+    return layers
+
+
+_MASK = re.compile(r"mask|padding|pad_|attn_bias|bias")
+_INT_ARG = re.compile(r"^(num|n)_|_(dim|size|count)$|^(k|n|steps|dim|size|top_k)$")
+_LENGTHS = re.compile(r"^(lengths?|lens|seq_lens?|seq_lengths?|x_lens?)$")
+# when nothing tells the shape: the common ones, most likely first
+FALLBACK_SHAPES = ((BATCH, SEQ), (BATCH, SEQ, SEQ), (BATCH, 3, 32, 32), (BATCH, 1, 28, 28), (BATCH, 16),
+                   (BATCH, 3, 64, 64))
+
+
+def _fill(names: list[str], base: Candidate) -> list[Candidate]:
+    """Arguments for several tensor parameters: one shape for each, masks as None first."""
+    if len(names) <= 1:
+        return [base]
+    first = base.args[0]
+    if not isinstance(first, torch.Tensor):
+        return [base]
+    out = []
+    for mask_as_none in (True, False):
+        args: list[Any] = [first]
+        for name in names[1:]:
+            lower = name.lower()
+            if _INT_ARG.search(lower):
+                args.append(SEQ)
+            elif _MASK.search(lower):
+                args.append(None if mask_as_none else torch.ones(first.shape[:2], dtype=torch.bool))
+            elif _LENGTHS.match(lower) and first.dim() >= 2:
+                args.append(torch.full((first.shape[0],), first.shape[1], dtype=torch.long))
+            elif first.is_floating_point():
+                args.append(torch.randn_like(first))
+            else:
+                args.append(first.clone())
+        if not mask_as_none and not any(_MASK.search(n.lower()) for n in names[1:]):
+            break
+        shown = ", ".join(f"{n}={a if isinstance(a, (int, type(None))) else describe(a)}" for n, a in zip(names, args))
+        out.append(Candidate(tuple(args), shown))
+    return out
+
+
 def synthesise(module: nn.Module, extra: list[nn.Module]) -> list[Candidate]:
-    """Candidate inputs for a one-argument forward, most likely first."""
+    """Candidate inputs for forward, most likely first."""
     required = required_positional(module)
-    if len(required) > 1:
-        raise NoInput(f"forward needs {len(required)} arguments ({', '.join(required)}); "
-                      "give them in [tool.torchlint.runtime.inputs]")
+    inner = getattr(module, "module", None)
+    if not required and isinstance(inner, nn.Module) and _takes_varargs(module):
+        return synthesise(inner, extra)  # nn.DataParallel(Net()): the wrapped model's inputs
     if not required:
         return [Candidate((), "no arguments")]
     layer = first_consumer(module, extra)
-    if layer is None:
-        raise NoInput("no input: no Linear, Conv, Embedding, LayerNorm, BatchNorm or RNN layer "
-                      "tells the input's shape; give it in [tool.torchlint.runtime.inputs]")
-    return _for_layer(layer)
+    bases = _for_layer(layer) if layer is not None else []
+    told = {tuple(b.args[0].shape) for b in bases if isinstance(b.args[0], torch.Tensor)}
+    for shape in FALLBACK_SHAPES:
+        if shape not in told:
+            base = _float(*shape)
+            base.description += " (a common shape)"
+            bases.append(base)
+    out = []
+    for base in bases:
+        out += _fill(required, base)
+    return out

@@ -32,9 +32,10 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from torchlint.runtime.devices import (
-    DeviceMixError, DeviceMixMode, is_cuda_unavailable_error, is_device_error, to_device,
+    CreationTracer, CudaSurvey, DeviceMixError, DeviceMixMode, is_cuda_unavailable_error, is_device_error, to_device,
 )
-from torchlint.runtime.inputs import Candidate, NoInput, describe, from_expression, synthesise
+from torchlint.runtime.construct import attempts
+from torchlint.runtime.inputs import Candidate, NoInput, from_expression, synthesise
 
 CONFIRMED, NOT_REPRODUCED, SKIPPED, ERROR = "confirmed", "not-reproduced", "skipped", "error"
 Verdict = tuple[str, str]
@@ -124,7 +125,11 @@ class DeviceReport:
     error: BaseException | None = None
     device_error: bool = False
     skipped: str = ""
-    cpu_lines: set[int] = field(default_factory=set)  # lines that made cpu tensors in forward (meta)
+    cpu_lines: set[int] = field(default_factory=set)  # lines that made cpu tensors in forward
+    # lines of the cpu tensors the failing op consumed (None: no traced op failed)
+    failed_lines: set[int] | None = None
+    failed_op: str = ""
+    mix_errors: dict[int, DeviceMixError] = field(default_factory=dict)  # line -> its first mix (meta survey)
 
 
 class _Instruments:
@@ -216,7 +221,13 @@ def _flatten(value: Any) -> list[Any]:
 
 
 def _is_shape_error(exc: BaseException) -> bool:
-    return isinstance(exc, (RuntimeError, ValueError, IndexError)) and not is_device_error(exc)
+    """An error a better-fitting input may avoid (shapes, a None where a mask was wanted)."""
+    if is_device_error(exc) or is_cuda_unavailable_error(exc):
+        return False
+    if isinstance(exc, (TypeError, AssertionError)):
+        return "NoneType" in str(exc) or isinstance(exc, AssertionError) or "argument" in str(exc)
+    return isinstance(exc, (RuntimeError, ValueError, IndexError)) and not (
+        _CONTAINER_CALL.search(str(exc)) or _NO_FORWARD.search(str(exc)))
 
 
 def _user_module(module: nn.Module) -> bool:
@@ -228,14 +239,27 @@ class ClassProber:
     """Everything the runtime checker does to one Module class."""
 
     def __init__(self, cls: type, namespace: dict[str, Any], user_file: str,
-                 construct: str | None, inputs: str | None) -> None:
+                 construct: str | None, inputs: str | None, recipes: list[dict[str, str]] | None = None,
+                 input_recipes: list[dict[str, str]] | None = None, device: str | None = None,
+                 mix_mode: bool = True) -> None:
         self.cls = cls
+        self.recipes = recipes or []
+        self.input_recipes = input_recipes or []
+        # the device of the device stage: CUDA when the worker sees it, else meta (tests force
+        # one; `mix_mode` False runs meta like CUDA, with only the kernels' own device checks)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "meta")
+        self.mix_mode = mix_mode
+        self.built_with = ""  # how the instance was built, for the detail
+        self._thunk: Any = None  # builds the instance again (TL403's survey)
+        self._cuda_lines: dict[int, str] | None = None
+        self.construct_tried: list[str] = []
         self.namespace = namespace
         self.user_file = user_file
         self.construct_expression = construct
         self.inputs_expression = inputs
         self.instance: nn.Module | None = None
         self.construct_error: BaseException | None = None
+        self.construct_from_config = False
         self.construct_skipped = ""
         self.missing_internals = False
         self.holdings: dict[str, Holdings] | None = None
@@ -262,27 +286,65 @@ class ClassProber:
             self._device()
 
     def _construct(self) -> None:
-        try:
-            if self.construct_expression:
+        if self.construct_expression:
+            try:
                 scope = dict(self.namespace)
                 scope.setdefault("torch", torch)
                 scope.setdefault("nn", nn)
                 instance = eval(self.construct_expression, scope)  # noqa: S307 - the user's config
-            else:
-                missing = self._required_constructor_args()
-                if missing:
-                    self.construct_skipped = f"needs constructor arguments: {', '.join(missing)}"
+            except StepTimeout:
+                raise
+            except (Exception, SystemExit) as exc:
+                self.construct_error = exc
+                self.construct_from_config = True
+                return
+            if not isinstance(instance, nn.Module):
+                self.construct_error = TypeError(
+                    f"the construct expression gave a {type(instance).__name__}, not a Module")
+                self.construct_from_config = True
+                return
+            self._built(instance, "the configured expression")
+            self._thunk = lambda: eval(self.construct_expression, scope)  # noqa: S307
+            return
+        failures: list[tuple[str, BaseException]] = []
+        for source, description, thunk in attempts(self.cls, self.namespace, self.recipes, "cpu"):
+            try:
+                instance = thunk()
+            except StepTimeout:
+                raise
+            except (Exception, SystemExit) as exc:
+                failures.append((description, exc))
+                if _INIT_ERROR.search(str(exc)) or "super(type, obj)" in str(exc) or is_cuda_unavailable_error(exc):
+                    # the class's own error shows through any arguments
+                    self.construct_error = exc
+                    self._thunk = thunk
+                    self.construct_tried = [d for d, _ in failures]
                     return
-                instance = self.cls()
-        except StepTimeout:
-            raise
-        except (Exception, SystemExit) as exc:
-            self.construct_error = exc
+                continue
+            if not isinstance(instance, self.cls):
+                failures.append((description, TypeError(f"it gave a {type(instance).__name__}, not a {self.cls.__name__}")))
+                continue
+            self._built(instance, description)
+            self._thunk = thunk
             return
-        if not isinstance(instance, nn.Module):
-            self.construct_error = TypeError(f"the construct expression gave a {type(instance).__name__}, not a Module")
+        self.construct_tried = [d for d, _ in failures]
+        missing = self._required_constructor_args()
+        if not failures:
+            self.construct_skipped = (f"needs constructor arguments: {', '.join(missing)} (no factory, project "
+                                      "call or fillable signature)")
             return
+        # the first real failure: a no-argument or project construction says more than a guess
+        description, error = failures[0]
+        self.construct_error = error
+        attempts_text = "; ".join(f"{d}: {short_error(e)}" for d, e in failures[:3])
+        if missing:
+            self.construct_skipped = f"needs constructor arguments: {', '.join(missing)} (tried {attempts_text})"
+        else:
+            self.construct_skipped = f"construction failed: {attempts_text}"
+
+    def _built(self, instance: nn.Module, description: str) -> None:
         self.instance = instance
+        self.built_with = description
         self.missing_internals = "_modules" not in vars(instance) or "_parameters" not in vars(instance)
 
     def _required_constructor_args(self) -> list[str]:
@@ -351,7 +413,22 @@ class ClassProber:
         assert self.instance is not None
         if self.inputs_expression:
             return [from_expression(self.inputs_expression, self.namespace)]
-        return synthesise(self.instance, self.unregistered)
+        found = []
+        for recipe in self.input_recipes:
+            try:
+                candidate = from_expression(recipe["code"], self.namespace)
+            except StepTimeout:
+                raise
+            except Exception:
+                continue
+            candidate.description += f" (the project's call at {recipe['where']})"
+            found.append(candidate)
+        try:
+            found += synthesise(self.instance, self.unregistered)
+        except NoInput:
+            if not found:
+                raise
+        return found
 
     def _forward(self) -> None:
         model = self.instance
@@ -404,7 +481,9 @@ class ClassProber:
         elif is_device_error(first_error):
             report.error_kind = "device"
         elif _is_shape_error(first_error) and not self.inputs_expression:
-            tried = ", ".join(c.description for c in candidates)
+            tried = "; ".join(c.description for c in candidates[:4])
+            if len(candidates) > 4:
+                tried += f"; and {len(candidates) - 4} more"
             report.skipped = f"no synthesised input fits (tried {tried}): {short_error(first_error)}"
         else:
             report.error_kind = "error"
@@ -432,7 +511,7 @@ class ClassProber:
     def _device(self) -> None:
         model = self.instance
         assert model is not None
-        device = "cuda" if torch.cuda.is_available() else "meta"
+        device = self.device
         report = self.device_report = DeviceReport(device=device)
         if self.missing_internals:
             report.skipped = "nn.Module.__init__ never ran"
@@ -460,13 +539,16 @@ class ClassProber:
                               else "forward did not run on cpu")
             return
         args = to_device(forward.candidate.args, device)
-        mode = DeviceMixMode(self.user_file) if device == "meta" else None
+        # on meta the mode refuses meta/cpu mixes as CUDA would; on CUDA the kernels do it.
+        # The tracer records where each cpu tensor came from, on either.
+        mode = DeviceMixMode(self.user_file, survey=True) if device == "meta" and self.mix_mode else None
+        tracer = CreationTracer(self.user_file)
         try:
-            if mode is not None:
-                with torch.no_grad(), mode:
-                    model(*args)
-            else:
-                with torch.no_grad():
+            with torch.no_grad(), tracer:
+                if mode is not None:
+                    with mode:
+                        model(*args)
+                else:
                     model(*args)
             report.ran = True
         except StepTimeout:
@@ -474,10 +556,27 @@ class ClassProber:
         except (Exception, SystemExit) as exc:
             report.error = exc
             report.device_error = is_device_error(exc)
-            if mode is not None:
-                report.cpu_lines = mode.cpu_lines()
+            report.cpu_lines = tracer.lines() | (mode.cpu_lines() if mode is not None else set())
+            report.failed_lines, report.failed_op = tracer.failed_lines, tracer.failed_op
+            if isinstance(exc, DeviceMixError) and exc.origin_line is not None:
+                report.failed_lines = (report.failed_lines or set()) | {exc.origin_line}
             if not report.device_error:
                 report.skipped = f"not checkable on {device}: {short_error(exc)}"
+        finally:
+            if device == "cuda":
+                try:
+                    torch.cuda.synchronize()
+                except Exception:  # a device-side assert surfaces here; forward's error said it
+                    pass
+        if mode is not None and mode.errors:
+            # every mix the survey saw (each would stop forward on CUDA), even when a later
+            # error (a `.item()` meta cannot answer) ended the pass
+            if report.error is None or not report.device_error:
+                report.error, report.device_error, report.skipped = mode.errors[0], True, ""
+            report.cpu_lines = tracer.lines() | mode.cpu_lines()
+            report.failed_lines = (report.failed_lines or set()) | {
+                e.origin_line for e in mode.errors if e.origin_line is not None}
+            report.mix_errors = {e.origin_line: e for e in reversed(mode.errors) if e.origin_line is not None}
 
     def _resolve_path(self, path: str) -> Any:
         """Re-read `block.mask` or `masks[0]` from the (moved) instance."""
@@ -512,12 +611,52 @@ class ClassProber:
         raised = self._user_line(exc)
         if raised is None or line is None or end_line is None or line <= raised <= end_line:
             return CONFIRMED, f"{stage} without CUDA: {short_error(exc)}"
+        # the lines after the first never ran: run again with CUDA requests recorded and
+        # kept on the cpu, to see whether this line asks for CUDA too
+        asked = [(n, what) for n, what in self._cuda_survey().items() if line <= n <= end_line]
+        if asked:
+            return CONFIRMED, (f"line {asked[0][0]} asks for CUDA ({asked[0][1]}), seen with CUDA requests kept "
+                               f"on the cpu; without CUDA line {raised} raised first: {short_error(exc)}")
         return SKIPPED, f"{stage} at line {raised} before this line ran: {short_error(exc)}"
 
+    def _cuda_survey(self) -> dict[int, str]:
+        """Lines of the user's file that ask for CUDA while the Module is built and run once
+        with every such request recorded and kept on the cpu."""
+        if self._cuda_lines is not None:
+            return self._cuda_lines
+        self._cuda_lines = {}
+        if self._thunk is None:
+            return self._cuda_lines
+        survey = CudaSurvey(self.user_file)
+        try:
+            with torch.no_grad(), survey:
+                model = self._thunk()
+                if isinstance(model, nn.Module):
+                    report = self.forward_report
+                    candidates = [report.candidate] if report is not None and report.candidate else []
+                    if not candidates:
+                        candidates = synthesise(model, [])[:4]
+                    for candidate in candidates:
+                        try:
+                            model(*candidate.args)
+                            break
+                        except StepTimeout:
+                            raise
+                        except Exception:
+                            continue
+        except StepTimeout:
+            raise
+        except (Exception, SystemExit):
+            pass
+        self._cuda_lines = dict(survey.lines)
+        return self._cuda_lines
+
     def construction_blocker(self, code: str, line: int | None = None, end_line: int | None = None) -> Verdict | None:
-        """The verdict when construction did not give an instance (or gave a broken one)."""
-        if self.construct_skipped:
-            return SKIPPED, self.construct_skipped
+        """The verdict when construction did not give an instance (or gave a broken one).
+
+        A construction that fails is `skipped`: the arguments may be wrong, not the class,
+        unless the failure is the finding's own error (TL101/TL102's init error, TL403's
+        missing CUDA, TL109's AttributeError), or the user's configured expression failed."""
         error = self.construct_error
         if error is not None:
             message = short_error(error)
@@ -528,15 +667,22 @@ class ClassProber:
                 return self._cuda_verdict("construction failed", error, line, end_line)
             if code == "TL109" and isinstance(error, AttributeError):
                 return None  # decided by the attribute name in verdict()
-            if isinstance(error, SystemExit):
-                return ERROR, f"construction {message}"
-            return ERROR, f"construction failed: {message}"
+            if self.construct_from_config:
+                if isinstance(error, SystemExit):
+                    return ERROR, f"construction {message}"
+                return ERROR, f"construction failed: {message}"
+            return SKIPPED, self.construct_skipped or f"construction failed: {message}"
+        if self.construct_skipped:
+            return SKIPPED, self.construct_skipped
         if self.missing_internals and code in ("TL101", "TL102", "TL103"):
             return CONFIRMED, "the instance has no _modules/_parameters: nn.Module.__init__ never ran"
         return None
 
     def verdict(self, code: str, anchor: str, line: int, end_line: int) -> Verdict:
         """(status, detail) for one static finding of this class."""
+        if code == "TL403" and torch.cuda.is_available():
+            # TL403's worker runs with CUDA_VISIBLE_DEVICES="": CUDA must not be there
+            return SKIPPED, "CUDA could not be hidden from the worker: cannot tell whether it runs without CUDA"
         blocker = self.construction_blocker(code, line, end_line)
         if blocker is not None:
             return blocker
@@ -661,15 +807,133 @@ class ClassProber:
         for error in (self.construct_error, self.forward_report.error if self.forward_report else None):
             if isinstance(error, AttributeError) and name and f"'{name}'" in str(error):
                 return CONFIRMED, short_error(error)
+        looked_up = self._look_up(anchor, line)
+        if looked_up is not None:
+            return looked_up
         if isinstance(self.construct_error, AttributeError):
             # another misspelt name failed first: this one was never reached
             return SKIPPED, f"construction stopped earlier: {short_error(self.construct_error)}"
         if self.construct_error is not None:
-            return ERROR, f"construction failed: {short_error(self.construct_error)}"
+            if self.construct_from_config:
+                return ERROR, f"construction failed: {short_error(self.construct_error)}"
+            return SKIPPED, self.construct_skipped or f"construction failed: {short_error(self.construct_error)}"
         blocker = self._forward_blocker()
         if blocker:
             return blocker
         return NOT_REPRODUCED, f"construction and forward ran without an AttributeError for {name}"
+
+    def _look_up(self, anchor: str, line: int) -> Verdict | None:
+        """TL109 without running the line: look the name up on what its receiver is.
+
+        `nn.Conv` / `F.gleu`: the module-level object; `self.named_paramters`: the class (and
+        the instance, when built); `features.add_moudle`: the type a local of the same method
+        was made from (`features = nn.Sequential()`). None when the receiver is unknown."""
+        match = re.match(r"\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)+)", anchor)
+        if not match and re.fullmatch(r"\s*\w+\s*", anchor):
+            # the anchor is the attribute alone: read its receiver from the line
+            lines, _ = self._class_lines()
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
+            match = re.search(rf"((?<![\w.])[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*\s*\.\s*{anchor.strip()})\b", text)
+        if not match:
+            return None
+        parts = [p.strip() for p in match.group(1).split(".")]
+        root, middle, attr = parts[0], parts[1:-1], parts[-1]
+        owner: Any
+        if root == "self":
+            if middle:
+                if self.instance is None:
+                    return None
+                owner = self.instance
+                for part in middle:
+                    try:
+                        owner = getattr(owner, part)
+                    except AttributeError:
+                        return None
+            else:
+                if self._may_set(attr) or any("__getattr__" in vars(c) for c in self.cls.__mro__
+                                              if c not in (nn.Module, object)):
+                    return None
+                owner = self.instance if self.instance is not None else self.cls
+            shown = f"self.{'.'.join([*middle, attr])}"
+        elif root in self.namespace:
+            owner = self.namespace[root]
+            for part in middle:
+                try:
+                    owner = getattr(owner, part)
+                except AttributeError as exc:
+                    return CONFIRMED, f"{'.'.join(parts)} does not exist: {short_error(exc)}"
+            shown = ".".join(parts)
+        else:
+            maker = self._local_maker(root, line)
+            if maker is None or middle:
+                return None
+            owner = maker
+            shown = f"{root}.{attr} ({root} is a {getattr(maker, '__name__', maker)})"
+        try:
+            if isinstance(owner, type):
+                missing = not hasattr(owner, attr)
+                error_text = f"type object '{owner.__name__}' has no attribute '{attr}'"
+            else:
+                getattr(owner, attr)
+                missing = False
+                error_text = ""
+        except AttributeError as exc:
+            missing, error_text = True, short_error(exc)
+        except Exception:
+            return None
+        if missing:
+            return CONFIRMED, f"{shown} does not exist: {error_text}"
+        return NOT_REPRODUCED, f"{shown} exists"
+
+    def _class_lines(self) -> tuple[list[str], int]:
+        try:
+            with open(self.user_file, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+            start = inspect.getsourcelines(self.cls)[1]
+        except (OSError, TypeError):
+            return [], 0
+        return lines, start
+
+    def _may_set(self, attr: str) -> bool:
+        """Whether the class's file assigns `self.attr` or `setattr`s anything (an instance
+        attribute the class itself does not have)."""
+        texts = []
+        for klass in self.cls.__mro__:
+            if klass in (nn.Module, object) or klass.__module__.startswith("torch."):
+                continue
+            try:
+                source_file = inspect.getsourcefile(klass)
+                if source_file is None:
+                    return True
+                with open(source_file, encoding="utf-8", errors="replace") as handle:
+                    texts.append(handle.read())
+            except (OSError, TypeError):
+                return True  # a base we cannot read may set it
+        text = "\n".join(texts)
+        return re.search(rf"\bself\s*\.\s*{re.escape(attr)}\s*=(?!=)", text) is not None \
+            or "setattr(" in text or "__dict__" in text
+
+    def _local_maker(self, name: str, line: int) -> type | None:
+        """The class a local was last built from before `line` (`x = nn.Sequential()`)."""
+        lines, start = self._class_lines()
+        if not lines or not start or line > len(lines):
+            return None
+        pattern = re.compile(rf"^\s*{re.escape(name)}\s*=\s*([A-Za-z_][\w.]*)\s*\(")
+        maker = None
+        for text in lines[start - 1:line - 1]:
+            found = pattern.match(text)
+            if found:
+                maker = found.group(1)
+            elif re.match(rf"^\s*{re.escape(name)}\s*=", text):
+                maker = None
+        if maker is None:
+            return None
+        value: Any = self.namespace
+        for index, part in enumerate(maker.split(".")):
+            value = value.get(part) if index == 0 and isinstance(value, dict) else getattr(value, part, None)
+            if value is None:
+                return None
+        return value if isinstance(value, type) else None
 
     def _verdict_TL201(self, anchor: str, line: int, end_line: int) -> Verdict:
         blocker = self._forward_blocker()
@@ -729,8 +993,10 @@ class ClassProber:
         if forward is not None and forward.error_kind in ("cuda", "device") and forward.error is not None:
             if code == "TL403" and forward.error_kind == "cuda":
                 return self._cuda_verdict("forward on cpu failed", forward.error, line, end_line)
-            if code == "TL403" or forward.error_kind == "device":
+            if code == "TL403":
                 return CONFIRMED, f"forward on cpu failed: {short_error(forward.error)}"
+            # a device error on the cpu: something else in forward chose a device
+            return SKIPPED, f"forward on cpu stopped at a device error: {short_error(forward.error)}"
         device = self.device_report
         if device is None:
             return SKIPPED, "the device check did not run"
@@ -743,24 +1009,27 @@ class ClassProber:
                 if device.device == "meta":
                     return self._cuda_verdict("forward on meta failed", error, line, end_line)
                 return CONFIRMED, f"forward on {device.device} failed: {short_error(error)}"
-            if isinstance(error, DeviceMixError):
-                if error.origin_line is not None and line <= error.origin_line <= end_line:
-                    return CONFIRMED, f"forward on meta: {error}; this fails on CUDA"
-                if error.origin_line is not None:
-                    return SKIPPED, f"forward on meta stopped earlier: {error}"
-                return SKIPPED, f"forward on meta stopped earlier at a cpu tensor the model holds: {error}"
+            own = [e for s, e in device.mix_errors.items() if line <= s <= end_line]
+            if own:
+                return CONFIRMED, f"forward on meta: {own[0]}; this fails on CUDA"
             if is_cuda_unavailable_error(error):
                 return SKIPPED, f"forward on {device.device} stopped earlier: {short_error(error)}"
-            if device.device == "meta":
-                # a kernel's own device check (nn.LSTM's) refused the mix before the mode saw
-                # it: confirm only a finding whose line made a cpu tensor during forward
-                suspects = sorted(device.cpu_lines)
-                if any(line <= s <= end_line for s in suspects):
-                    lines = ", ".join(str(s) for s in suspects)
-                    return CONFIRMED, (f"forward on meta failed: {short_error(error)}; cpu tensors made during "
-                                       f"forward at line{'s' if len(suspects) > 1 else ''} {lines}; this fails on CUDA")
-                return SKIPPED, f"forward on meta stopped at a device error not traced to this line: {short_error(error)}"
-            return CONFIRMED, f"forward on {device.device} failed: {short_error(error)}"
+            # confirm only the finding whose line made a cpu tensor that the failing op
+            # consumed (traced on any device), never its bystanders in the class
+            consumed = sorted(device.failed_lines or ())
+            on = f"forward on {device.device}"
+            suffix = "; this fails on CUDA" if device.device == "meta" else ""
+            text = str(error) if isinstance(error, DeviceMixError) else short_error(error)
+            if any(line <= s <= end_line for s in consumed):
+                op = f" ({device.failed_op})" if device.failed_op else ""
+                where = ", ".join(str(s) for s in consumed)
+                return CONFIRMED, (f"{on} failed: {text}; the failing op{op} consumed a cpu tensor made at "
+                                   f"line{'s' if len(consumed) > 1 else ''} {where}{suffix}")
+            if consumed:
+                return SKIPPED, f"{on} stopped earlier: {text} (a cpu tensor made at line {consumed[0]})"
+            if isinstance(error, DeviceMixError):
+                return SKIPPED, f"{on} stopped earlier at a cpu tensor the model holds: {text}"
+            return SKIPPED, f"{on} stopped at a device error not traced to this line: {text}"
         if device.skipped:
             return SKIPPED, device.skipped
         blocker = self._forward_blocker()
@@ -863,3 +1132,62 @@ def _receiver_path(anchor: str) -> str | None:
     path = re.sub(r"\[(\d+)\]", r".\1", path)
     path = re.sub(r"\[['\"](\w+)['\"]\]", r".\1", path)
     return path if re.fullmatch(r"[\w.]+", path) else None
+
+
+def train_eval_difference(item: dict[str, Any], namespace: dict[str, Any]) -> Verdict:
+    """TL301 at runtime: the model's outputs on one seeded input, in train and in eval mode.
+
+    They differ: the finding's evaluation really runs Dropout/BatchNorm in training mode
+    (`confirmed`). Identical: the model has no mode-dependent layer, and the missing
+    `.eval()` is harmless (`not-reproduced`)."""
+    scope = dict(namespace)
+    scope.setdefault("torch", torch)
+    scope.setdefault("nn", nn)
+    built = f"{item['construct']} (as at {item['where']})"
+    try:
+        model = eval(item["construct"], scope)  # noqa: S307 - the user's own construction
+    except StepTimeout:
+        raise
+    except (Exception, SystemExit) as exc:
+        return SKIPPED, f"could not build {built}: {short_error(exc)}"
+    if not isinstance(model, nn.Module):
+        return SKIPPED, f"{built} is a {type(model).__name__}, not a Module"
+    candidates: list[Candidate] = []
+    if item.get("inputs"):
+        try:
+            candidate = from_expression(item["inputs"], scope)
+            candidate.description += f" (the call at {item['inputs_where']})"
+            candidates.append(candidate)
+        except StepTimeout:
+            raise
+        except Exception:
+            pass
+    try:
+        candidates += synthesise(model, [])
+    except NoInput as exc:
+        if not candidates:
+            return SKIPPED, str(exc)
+    errors: list[BaseException] = []
+    for candidate in candidates:
+        try:
+            with torch.no_grad():
+                model.train()
+                torch.manual_seed(0)
+                trained = model(*candidate.args)
+                model.eval()
+                torch.manual_seed(0)
+                evaluated = model(*candidate.args)
+        except StepTimeout:
+            raise
+        except (Exception, SystemExit) as exc:
+            errors.append(exc)
+            if _is_shape_error(exc):
+                continue
+            break
+        difference = _outputs_differ(trained, evaluated)
+        if difference is not None:
+            return CONFIRMED, (f"train and eval outputs differ (max difference {difference:.3g}) on input "
+                               f"{candidate.description}; model {built}")
+        return NOT_REPRODUCED, (f"train and eval outputs are identical on input {candidate.description}: "
+                                f"the model has no mode-dependent layer; model {built}")
+    return SKIPPED, f"forward failed for {built}: {short_error(errors[0] if errors else RuntimeError('no input'))}"

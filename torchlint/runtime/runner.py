@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from torchlint.diagnostic import Diagnostic
 from torchlint.project import ProjectIndex, module_name_for, summarize
 from torchlint.runtime.loader import ClassInfo, class_at, class_named, list_classes
+from torchlint.runtime.recipes import Recipe, RecipeBook, model_recipe, scan_file
 
 CONFIRMED, NOT_REPRODUCED, SKIPPED, ERROR = "confirmed", "not-reproduced", "skipped", "error"
 
@@ -65,10 +66,14 @@ class ClassRequest:
     inputs: str | None = None
     findings: list[FindingRequest] = field(default_factory=list)
     discover: bool = False
+    recipes: list[Recipe] = field(default_factory=list)  # factories and project calls
+    input_recipes: list[Recipe] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"qualname": self.qualname, "construct": self.construct, "inputs": self.inputs,
-                "discover": self.discover, "findings": [dataclasses.asdict(f) for f in self.findings]}
+                "discover": self.discover, "findings": [dataclasses.asdict(f) for f in self.findings],
+                "recipes": [r.to_json() for r in self.recipes],
+                "input_recipes": [r.to_json() for r in self.input_recipes]}
 
 
 @dataclass
@@ -80,6 +85,8 @@ class FileJob:
     module: str
     sys_path: list[str]
     classes: dict[str, ClassRequest] = field(default_factory=dict)
+    hide_cuda: bool = True  # start the worker with CUDA_VISIBLE_DEVICES=""
+    models: list[dict[str, Any]] = field(default_factory=list)  # TL301: models built in the file
 
 
 @dataclass
@@ -193,7 +200,11 @@ class _Planner:
         self.inputs = inputs
         self.project_root = os.path.abspath(project_root) if project_root else None
         self.sources: dict[str, _Source | None] = {}
-        self.jobs: dict[str, FileJob] = {}
+        # (file, cuda hidden) -> job: on a machine that may have a GPU, TL402 findings go to
+        # a worker that sees it, the others (TL403 first) to one that cannot
+        self.jobs: dict[tuple[str, bool], FileJob] = {}
+        self.split_cuda = gpu_possible()
+        self._book: RecipeBook | None = None
         self.preset: dict[int, tuple[str, str]] = {}  # decided without running anything
 
     def source(self, abs_path: str) -> _Source | None:
@@ -211,26 +222,47 @@ class _Planner:
             self.sources[abs_path] = _Source(text, text.splitlines(), list_classes(tree), module, index)
         return self.sources[abs_path]
 
-    def job(self, path: str, abs_path: str) -> FileJob:
-        if abs_path not in self.jobs:
+    def job(self, path: str, abs_path: str, hide_cuda: bool = True) -> FileJob:
+        hide_cuda = hide_cuda or not self.split_cuda  # no GPU: one worker, CUDA hidden (a no-op)
+        key = (abs_path, hide_cuda)
+        if key not in self.jobs:
             module, root = _import_location(abs_path)
             sys_path = [root]
             if self.project_root and self.project_root != root:
                 sys_path.append(self.project_root)
-            self.jobs[abs_path] = FileJob(path, abs_path, module, sys_path)
-        return self.jobs[abs_path]
+            self.jobs[key] = FileJob(path, abs_path, module, sys_path, hide_cuda=hide_cuda)
+        return self.jobs[key]
+
+    def book(self) -> RecipeBook:
+        if self._book is None:
+            files = _python_files([self.project_root]) if self.project_root else []
+            self._book = RecipeBook([(os.path.abspath(f), module_name_for(os.path.abspath(f))) for f in files],
+                                    self.project_root or "")
+        return self._book
 
     def class_request(self, job: FileJob, info: ClassInfo) -> ClassRequest:
         if info.qualname not in job.classes:
+            same = next((j.classes[info.qualname] for j in self.jobs.values()
+                         if j.abs_path == job.abs_path and info.qualname in j.classes), None)
+            if same is not None:
+                job.classes[info.qualname] = dataclasses.replace(same, findings=[], discover=False)
+                return job.classes[info.qualname]
             extra = []
             if self.project_root:
                 rel = os.path.relpath(job.abs_path, self.project_root)
                 if not rel.startswith(".."):
                     extra.append(rel[:-3].replace(os.sep, ".") if rel.endswith(".py") else rel)
             module = job.module.removeprefix("_torchlint_user_")
-            job.classes[info.qualname] = ClassRequest(
+            request = ClassRequest(
                 info.qualname, info, _lookup(self.construct, module, info.qualname, extra),
                 _lookup(self.inputs, module, info.qualname, extra))
+            if "." not in info.qualname and (request.construct is None or request.inputs is None):
+                factories, calls, inputs = self.book().find(job.abs_path, module_name_for(job.abs_path), info.name)
+                if request.construct is None:
+                    request.recipes = factories + calls
+                if request.inputs is None:
+                    request.input_recipes = inputs
+            job.classes[info.qualname] = request
         return job.classes[info.qualname]
 
     @staticmethod
@@ -248,6 +280,9 @@ class _Planner:
         source = self.source(abs_path)
         if source is None:
             return
+        if d.code == "TL301":
+            self.add_model(index, d, abs_path, source)
+            return
         name = (d.context or {}).get("class")
         info = (class_named(source.classes, name, d.line) if name else None) or class_at(source.classes, d.line)
         if info is None:
@@ -257,27 +292,54 @@ class _Planner:
         if info.in_function:
             self.preset[index] = (SKIPPED, "the class is defined inside a function: it cannot be imported")
             return
-        job = self.job(d.path, abs_path)
+        # only TL402 runs where CUDA is visible (its check moves the Module to the GPU);
+        # everything else, TL403 first, is answered as on a machine without CUDA
+        job = self.job(d.path, abs_path, hide_cuda=d.code != "TL402")
         request = self.class_request(job, info)
-        if info.required_args and request.construct is None:
-            # the worker would only say this too: spare the file a torch import
-            self.preset[index] = (SKIPPED, f"needs constructor arguments: {', '.join(info.required_args)}")
-            return
         request.findings.append(FindingRequest(index, d.code, _anchor_text(source.lines, d), d.line,
                                                max(d.end_line, d.line)))
+
+    def add_model(self, index: int, d: Diagnostic, abs_path: str, source: _Source) -> None:
+        """TL301: build the model the finding calls, to compare its train and eval outputs."""
+        scan = scan_file(abs_path, source.module, source.text)
+        if scan is None:
+            return
+        rel = os.path.basename(abs_path)
+        model, inputs, why = model_recipe(scan, d.line, rel)
+        if model is None:
+            self.preset[index] = (SKIPPED, why)
+            return
+        job = self.job(d.path, abs_path)
+        job.models.append({"id": index, "construct": model.code, "name": model.name, "where": model.where,
+                           "inputs": inputs.code if inputs else None,
+                           "inputs_where": inputs.where if inputs else None})
 
     def add_discovery(self, path: str) -> None:
         abs_path = os.path.abspath(path)
         source = self.source(abs_path)
         if source is None:
             return
-        flagged = set(self.jobs[abs_path].classes) if abs_path in self.jobs else set()
+        flagged = {q for (p, _), j in self.jobs.items() if p == abs_path for q in j.classes}
         for info in source.classes:
             if info.in_function or info.qualname in flagged or self.known_not_module(source, info):
                 continue
             request = self.class_request(self.job(path, abs_path), info)
-            if not request.findings and not (info.required_args and request.construct is None):
+            if not request.findings:
                 request.discover = True
+
+
+def gpu_possible() -> bool:
+    """Whether this machine may have a GPU that torch could see (checked without torch).
+
+    When it may, TL402 findings are checked in a worker that sees the GPU (forward on CUDA),
+    and all others, TL403 first, in one with CUDA hidden, so they get the answers a machine
+    without CUDA gives; when not, one worker (CUDA hidden, a no-op) does all. `TORCHLINT_RUNTIME_GPU=1`/`0` overrides the guess (the tests force both paths)."""
+    forced = os.environ.get("TORCHLINT_RUNTIME_GPU")
+    if forced in ("0", "1"):
+        return forced == "1"
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return False
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd"))
 
 
 def _crash_text(returncode: int | None, killed: bool, timeout: float) -> str:
@@ -325,9 +387,13 @@ class _Runner:
 
     def launch(self, job: FileJob, classes: list[ClassRequest], attempt: int) -> tuple[list[dict[str, Any]], str]:
         """Run one worker over `classes`; its events, and why it ended early ("" when it finished)."""
-        stem = os.path.join(self.workdir, f"{abs(hash(job.abs_path))}-{attempt}")
+        stem = os.path.join(self.workdir, f"{abs(hash(job.abs_path))}-{int(job.hide_cuda)}-{attempt}")
+        env = dict(self.env)
+        if job.hide_cuda:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # set before the worker imports torch
         request = {"path": job.abs_path, "module": job.module, "sys_path": job.sys_path,
-                   "timeout": self.timeout, "classes": [c.to_json() for c in classes]}
+                   "timeout": self.timeout, "classes": [c.to_json() for c in classes],
+                   "models": job.models if attempt == 1 else []}
         with open(stem + ".request.json", "w", encoding="utf-8") as handle:
             json.dump(request, handle)
         events_path = stem + ".events.jsonl"
@@ -338,7 +404,7 @@ class _Runner:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                 # start in our own empty directory: the worker's own imports must not pick
                 # up a user's `json.py`; it changes to the user's directory before importing
-                cwd=self.workdir, env=self.env, start_new_session=(os.name == "posix"))
+                cwd=self.workdir, env=env, start_new_session=(os.name == "posix"))
             events: list[dict[str, Any]] = []
             offset = 0
             # importing torch is not user code: a loaded machine may take long, and the
@@ -390,23 +456,30 @@ class _Runner:
         remaining = list(job.classes.values())
         attempt = 0
         loaded_as = ""
-        while remaining and attempt <= len(job.classes):
+        stopped = "the worker stopped before checking the model"
+        while (remaining or (attempt == 0 and job.models)) and attempt <= len(job.classes):
             attempt += 1
             events, early_end = self.launch(job, remaining, attempt)
             imported = [e for e in events if e.get("event") == "import"]
             if not imported:
                 reason = early_end or "the worker stopped before importing the file"
                 self._fail_all(outcome, remaining, f"{reason} while importing the file")
+                stopped = f"{reason} while importing the file"
                 break
             loaded_as = imported[0].get("loaded_as") or loaded_as
             if not imported[0].get("ok"):
                 self._import_failed(outcome, remaining, imported[0])
+                stopped = f"import failed: {imported[0].get('error', 'unknown error')}"
                 break
+            if early_end:
+                stopped = f"{early_end} while checking the model"
             started: str | None = None
             by_name = {c.qualname: c for c in remaining}
             for event in events:
                 if event.get("event") == "class-start":
                     started = event.get("qualname")
+                elif event.get("event") == "model":
+                    outcome.results[int(event["id"])] = (str(event["status"]), str(event["detail"]))
                 elif event.get("event") == "class":
                     request = by_name.pop(event["qualname"], None)
                     started = None
@@ -417,6 +490,8 @@ class _Runner:
             if started is not None and started in by_name:
                 self._fail_all(outcome, [by_name.pop(started)], f"{early_end} while checking {started}")
             remaining = list(by_name.values())
+        for model in job.models:
+            outcome.results.setdefault(int(model["id"]), (ERROR, stopped))
         if loaded_as:
             for key, (status, detail) in list(outcome.results.items()):
                 outcome.results[key] = (status, f"{detail}; {loaded_as}")
@@ -479,7 +554,7 @@ def run(diagnostics: list[Diagnostic], *, paths: list[str], scope: str, timeout:
             planner.add_discovery(path)
     for job in planner.jobs.values():
         job.classes = {q: c for q, c in job.classes.items() if c.findings or c.discover}
-    file_jobs = [j for j in planner.jobs.values() if j.classes]
+    file_jobs = [j for j in planner.jobs.values() if j.classes or j.models]
     bar = _Progress(len(file_jobs), progress)
     bar.show()
     outcomes: list[FileOutcome] = []

@@ -126,13 +126,14 @@ def probe_classes(request: dict[str, Any], module: ModuleType, channel: Channel)
                             results[str(finding["id"])] = [ERROR, f"class {qualname} not found after import"]
                 else:
                     prober = ClassProber(cls, vars(module), path_of(request), item.get("construct"),
-                                         item.get("inputs"))
+                                         item.get("inputs"), recipes=item.get("recipes"),
+                                         input_recipes=item.get("input_recipes"))
                     codes = {f["code"] for f in item["findings"]}
                     prober.run(codes, discover=bool(item.get("discover")))
                     for finding in item["findings"]:
                         status, detail = prober.verdict(finding["code"], finding["anchor"],
                                                         finding["line"], finding["end_line"])
-                        results[str(finding["id"])] = [status, detail]
+                        results[str(finding["id"])] = [status, detail + notes(prober, finding["code"])]
                     if item.get("discover"):
                         extra = prober.discover()
         except StepTimeout:
@@ -144,6 +145,38 @@ def probe_classes(request: dict[str, Any], module: ModuleType, channel: Channel)
         channel.emit("class", qualname=qualname, results=results, extra=extra, not_module=not_module)
 
 
+def probe_models(request: dict[str, Any], module: ModuleType, channel: Channel) -> None:
+    """TL301: build each model the findings call and compare its train and eval outputs."""
+    from torchlint.runtime.probes import ERROR, StepTimeout, short_error, train_eval_difference
+
+    timeout = float(request["timeout"])
+    for item in request.get("models") or []:
+        channel.emit("model-start", id=item["id"])
+        try:
+            with step_timeout(timeout, StepTimeout):
+                status, detail = train_eval_difference(item, vars(module))
+        except StepTimeout:
+            status, detail = ERROR, f"timed out after {timeout:g} s"
+        except BaseException as exc:
+            status, detail = ERROR, short_error(exc)
+        channel.emit("model", id=item["id"], status=status, detail=detail)
+
+
+def cuda_hidden() -> bool:
+    """Whether this worker was started with CUDA hidden (`CUDA_VISIBLE_DEVICES=""`)."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES") == ""
+
+
+def notes(prober: Any, code: str) -> str:
+    """How the instance was built, and for TL403 that the worker could not see CUDA."""
+    text = ""
+    if prober.built_with:
+        text += f"; built with {prober.built_with}"
+    if code == "TL403" and cuda_hidden():
+        text += "; checked in a worker without CUDA (CUDA_VISIBLE_DEVICES='')"
+    return text
+
+
 def path_of(request: dict[str, Any]) -> str:
     return str(request["path"])
 
@@ -151,7 +184,7 @@ def path_of(request: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     request_path, events_path = argv[0], argv[1]
     channel = Channel(events_path)
-    channel.emit("started", pid=os.getpid())
+    channel.emit("started", pid=os.getpid(), cuda_hidden=cuda_hidden())
     with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
     # `-m` put the working directory first on sys.path: the user's paths come from the request
@@ -187,6 +220,7 @@ def main(argv: list[str]) -> int:
                      loaded_as=loaded_as)
         return 0
     channel.emit("import", ok=True, loaded_as=loaded_as)
+    probe_models(request, module, channel)
     probe_classes(request, module, channel)
     channel.emit("done")
     return 0
