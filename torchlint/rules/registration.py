@@ -211,6 +211,18 @@ def _reads_as_function(name: str) -> bool:
     return any(word in _FUNCTION_WORDS for word in name.lower().split("_"))
 
 
+# names of parameters that hold a class or a factory that builds layers (`norm_layer=nn.BatchNorm2d`,
+# `block_cls`): storing a class before super().__init__() is legal, and calling it builds a Module
+_FACTORY_SUFFIXES = ("_cls", "_class", "_layer", "_factory", "_builder", "_type", "_fn", "_ctor")
+
+
+def _reads_as_factory(ctx, name: str, param: cst.Param) -> bool:
+    if name.lower().endswith(_FACTORY_SUFFIXES) or name.lower() in ("cls", "klass", "block", "layer_cls"):
+        return True
+    default = param.default
+    return isinstance(default, (cst.Name, cst.Attribute)) and ctx.expr_is_module_class(default) is True
+
+
 def _annotation_is_module(ctx, annotation: cst.BaseExpression) -> bool:
     """`nn.Module`, `Optional[nn.Module]`, `nn.Module | None`, a project Module class."""
     if isinstance(annotation, cst.Subscript) and (dotted_name(annotation.value) or "").split(".")[-1] == "Optional":
@@ -350,7 +362,7 @@ class AssignBeforeSuperInit(Rule):
             for call in find_all(method.body, cst.Call, skip_scopes=True):
                 func = call.func
                 name = param_of(func, owner, in_init)
-                if name is not None and not _reads_as_function(name):
+                if name is not None and not _reads_as_function(name) and not _reads_as_factory(ctx, name, params[name]):
                     out.add(name)  # self.disc(z)
                     continue
                 if isinstance(func, cst.Attribute):
