@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import difflib
 
 import libcst as cst
@@ -106,6 +108,13 @@ class UnknownTorchAttribute(Rule):
     def _rebound_locally(self, name: str) -> bool:
         """Whether the enclosing function binds `name` itself (a parameter, an assignment, a loop
         or `with` target), shadowing the module-level import."""
+        maybe = self.__dict__.setdefault("_may_rebind", {})
+        if name not in maybe:
+            # cheap text test first: most files never bind `nn`/`F` to anything but the import
+            pattern = rf"(?<![.\w]){re.escape(name)}\s*(?:[:,)]|=(?!=)|\bin\b)"
+            maybe[name] = re.search(pattern, self.ctx.source) is not None
+        if not maybe[name]:
+            return False
         func = self.ctx.enclosing_function()
         if func is None:
             return False
