@@ -268,3 +268,22 @@ def test_plain_list_of_a_module_class_from_another_file(tmp_path: Path) -> None:
         """))
     _, findings = check(tmp_path, "--no-cache", "--select", "TL104", "pkg/stack.py")
     assert [(f["code"], f["line"]) for f in findings] == [("TL104", 9)]
+
+
+def test_flake8_cache_follows_an_edited_installed_package(tmp_path: Path) -> None:
+    """The flake8 door's content cache keeps the fingerprints of the installed modules its
+    answers rested on: editing the package invalidates the cached finding."""
+    project, env = make_installed(tmp_path)
+    env = {key: value for key, value in env.items() if key != "TORCHLINT_NO_CACHE"}
+
+    def flake8() -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "flake8", "--select", "TL", "net.py"],
+                              cwd=project, capture_output=True, text=True, timeout=120, env=env)
+        return [line.split(":")[1] + " " + line.split()[1] for line in proc.stdout.splitlines()]
+
+    assert flake8() == ["6 TL101"]
+    assert flake8() == ["6 TL101"]  # from the cache
+    assert list(project.glob(".torchlint_cache/v1/*-src/*.json"))
+    core = tmp_path / "site" / "fakelib" / "nets" / "core.py"
+    core.write_text(core.read_text().replace("class Backbone(_Mixin, nn.Module):", "class Backbone(_Mixin):"))
+    assert flake8() == []

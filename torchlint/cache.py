@@ -182,21 +182,28 @@ class SourceCache:
         digest.update(source.encode("utf-8", "surrogatepass"))
         return self.results / f"{digest.hexdigest()}.json"
 
-    def get(self, path: str, source: str) -> list[Diagnostic] | None:
+    def get(self, path: str, source: str, index: ProjectIndex) -> list[Diagnostic] | None:
+        """The stored findings, when the modules they depended on (installed packages whose
+        classes answered "is this a Module?") are unchanged too."""
         if not self.enabled:
             return None
         entry = _read_json(self._entry_path(path, source))
-        if not isinstance(entry, list):
+        if not isinstance(entry, dict):
             return None
         try:
-            return [_diag_from_json(d) for d in entry]
-        except (KeyError, TypeError, ValueError, IndexError):
+            for module, fingerprint in entry.get("deps", {}).items():
+                if index.fingerprint(module) != fingerprint:
+                    return None
+            return [_diag_from_json(d) for d in entry["diagnostics"]]
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
 
-    def put(self, path: str, source: str, diagnostics: list[Diagnostic]) -> None:
+    def put(self, path: str, source: str, result: FileResult, index: ProjectIndex) -> None:
         if not self.enabled:
             return
         try:
-            _write_json(self._entry_path(path, source), [_diag_to_json(d) for d in diagnostics])
+            entry = {"deps": {m: index.fingerprint(m) for m in result.deps},
+                     "diagnostics": [_diag_to_json(d) for d in result.diagnostics]}
+            _write_json(self._entry_path(path, source), entry)
         except (OSError, TypeError, ValueError):
             pass

@@ -22,6 +22,7 @@ from torchlint.cache import SourceCache, settings_key
 from torchlint.config import Config, ConfigError, find_pyproject, load_config, per_file_ignored
 from torchlint.diagnostic import Diagnostic
 from torchlint.engine import Options, check_source
+from torchlint.project import ProjectIndex
 from torchlint.registry import select_codes
 
 
@@ -66,13 +67,16 @@ class TorchlintChecker:
 
 def _check(source: str, filename: str, options: Options, config: Config) -> list[Diagnostic]:
     cache = _cache_for(config.root, settings_key(options, config.findings_key()))
+    # the flake8-mode index (this file plus configured and installed bases) is enough to tell
+    # whether an installed package a cached answer rested on has changed
+    index = ProjectIndex(module_bases=options.module_bases)
     if cache is not None:
-        hit = cache.get(filename, source)
+        hit = cache.get(filename, source, index)
         if hit is not None:
             return hit
     result = check_source(source, filename, options)
     if cache is not None and not result.errors:
-        cache.put(filename, source, result.diagnostics)
+        cache.put(filename, source, result, index)
     return result.diagnostics
 
 
