@@ -197,6 +197,9 @@ _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "norm", "amax", "a
                          "all", "any", "argmax", "argmin"})
 _SPLIT_METHODS = frozenset({"split", "chunk", "unbind", "tensor_split"})
 _MOVED = object()  # sentinel: the created tensor is moved before anything else happens to it
+# One-tensor torch functions that keep a CPU tensor a CPU tensor (`torch.triu(torch.ones(n, n), 1)`).
+_WRAPPING_FUNCS = frozenset({"triu", "tril", "flip", "roll", "transpose", "unsqueeze", "squeeze", "reshape",
+                             "flatten", "sin", "cos", "exp", "log", "sqrt", "abs", "logical_not"})
 
 
 def _moved_to_cpu(expr: cst.BaseExpression, root: cst.BaseExpression) -> bool:
@@ -586,6 +589,56 @@ def _operands(comparison: cst.Comparison) -> list[cst.BaseExpression]:
     return [comparison.left, *(t.comparator for t in comparison.comparisons)]
 
 
+def _climb_wrapped(flow: _DeviceFlow, node: cst.CSTNode) -> object:
+    """`flow.climb`, also through one-tensor torch functions (`torch.triu(<tensor>, 1)`) whose
+    other arguments are not device tensors."""
+    current = node
+    while True:
+        top = flow.climb(current)
+        if not isinstance(top, cst.CSTNode):
+            return top
+        arg = flow.index.up(top)
+        call = flow.index.up(arg) if isinstance(arg, cst.Arg) else None
+        if isinstance(call, cst.Call) and call.args and call.args[0] is arg and arg.keyword is None and \
+                torch_function(flow.ctx, call) in _WRAPPING_FUNCS and \
+                not any(flow.on_device(a.value) for a in call.args[1:]):
+            current = call
+            continue
+        return top
+
+
+def _is_returned(flow: _DeviceFlow, top: cst.CSTNode, seen: frozenset[str] = frozenset()) -> bool | None:
+    """Whether a CPU tensor is what its method returns: `return <tensor>`, or `mask = <tensor>`
+    (its only binding) and `return mask`, also through locals computed from it
+    (`idx = torch.arange(n)`, `rel = idx[None] - idx[:, None]`, `return rel + k`); None when a
+    use moves it."""
+    def returns(expr: object) -> bool:
+        return isinstance(expr, cst.CSTNode) and isinstance(flow.index.up(expr), cst.Return)
+
+    top = _climb_wrapped(flow, top)
+    if top is _MOVED:
+        return None
+    if not isinstance(top, cst.CSTNode):
+        return False
+    if returns(top):
+        return True
+    local = flow.local_target(top, set(seen))
+    if local is None or len(seen) >= 3:
+        return False
+    returned = False
+    for node in flow.index.nodes:
+        if not (isinstance(node, cst.Name) and node.value == local):
+            continue
+        parent = flow.index.up(node)
+        if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.Attribute) and parent.attr is node):
+            continue
+        result = _is_returned(flow, node, seen | {local})
+        if result is None:
+            return None
+        returned = returned or result
+    return returned
+
+
 def _is_zero_dim(name: str, call: cst.Call) -> bool:
     """`torch.tensor(1.0)`, `torch.zeros(())`, `torch.full((), v)`: 0-dim, legal beside CUDA."""
     args = positional_args(call)
@@ -645,6 +698,7 @@ class TensorCreatedWithoutDevice(Rule):
             return
         cls_devices: _ClassDevices | None = None
         reachable = ctx.reachable_methods(node, ctx.class_facts(node).methods["forward"])
+        self._reachable = {id(func) for func in reachable}
         indexes = {id(func): _MethodIndex(func) for func in reachable}
         flows: dict[int, _DeviceFlow] = {}
 
@@ -702,6 +756,39 @@ class TensorCreatedWithoutDevice(Rule):
                         return self.ctx.code_for(outer.func)
         return None
 
+    def _returned_meets(self, cls: cst.ClassDef, func: cst.FunctionDef, flow: _DeviceFlow, top: cst.CSTNode,
+                        callers: list[_DeviceFlow]) -> bool:
+        """`def _causal_mask(self, n): return torch.triu(torch.ones(n, n), 1).bool()`, whose result
+        forward combines with its tensors (`scores.masked_fill(self._causal_mask(n), ...)`), directly
+        or through a local, without moving it first."""
+        if _is_returned(flow, top) is not True:
+            return False
+        method = func.name.value
+        for name, other in self.ctx.class_facts(cls).methods.items():
+            if other is not func and id(other) not in self._reachable and f".{method}(" in self.ctx.code_for(other):
+                return False  # also called from __init__ (a buffer) or elsewhere: not only forward's
+        hit = False
+        for caller in callers:
+            me = caller.me
+            for node in caller.index.nodes:
+                if not (isinstance(node, cst.Call) and me is not None and is_self_attr(node.func, me) == method):
+                    continue
+                used = _climb_wrapped(caller, node)
+                if used is _MOVED:
+                    return False  # the author moves it at a call site: the helper is meant to be moved
+                if not isinstance(used, cst.CSTNode):
+                    continue
+                if caller.meets(used):
+                    hit = True
+                    continue
+                local = caller.local_target(used, set())
+                if local is not None:
+                    meets = caller.name_meets(local, used)
+                    if meets is None:
+                        return False
+                    hit = hit or meets
+        return hit
+
     def _check_factory(self, cls: cst.ClassDef, func: cst.FunctionDef, flow: _DeviceFlow,
                        call: cst.Call, fix_param: str | None, callers) -> None:
         name = torch_function(self.ctx, call)
@@ -723,7 +810,10 @@ class TensorCreatedWithoutDevice(Rule):
         returned_to = None
         if not hit and state_of is None and func.name.value != "forward":
             returned_to = self._returned_state(func, flow, top, callers())
-        if not hit and state_of is None and returned_to is None:
+        returned_meets = False
+        if not hit and state_of is None and returned_to is None and func.name.value != "forward":
+            returned_meets = self._returned_meets(cls, func, flow, top, callers())
+        if not hit and state_of is None and returned_to is None and not returned_meets:
             return
         where = "forward" if func.name.value == "forward" else f"{func.name.value} (called from forward)"
         fix = None
@@ -738,6 +828,8 @@ class TensorCreatedWithoutDevice(Rule):
             meets = f"passed to {state_of}, whose outputs rebind it (the first call gets the CPU tensor)"
         elif returned_to is not None:
             meets = f"returned as a state that is passed to {returned_to}"
+        elif returned_meets:
+            meets = "returned to forward, where it meets the Module's tensors"
         self.report(
             call,
             f"torch.{name}(...) in {where} creates a CPU tensor {meets}; "
