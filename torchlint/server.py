@@ -77,6 +77,11 @@ class Settings:
         self._cache[pyproject] = (stamp, config)
         return config
 
+    def forget(self) -> None:
+        """Read every pyproject.toml again (the client said one changed: a rewrite within the
+        same timestamp tick would not show in the stamp)."""
+        self._cache.clear()
+
 
 class Indexes:
     """One project class index per project root, built in the background."""
@@ -319,6 +324,7 @@ def build_server() -> TorchlintServer:
         uri = params.text_document.uri
         path = to_fs_path(uri) or uri
         if os.path.basename(path) == "pyproject.toml":
+            ls.settings.forget()
             ls.indexes.forget()
             ls._recheck_all()
             return
@@ -339,6 +345,7 @@ def build_server() -> TorchlintServer:
     @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def watched(ls: TorchlintServer, params: lsp.DidChangeWatchedFilesParams) -> None:
         if any(change.uri.endswith("pyproject.toml") for change in params.changes):
+            ls.settings.forget()
             ls.indexes.forget()
         ls._recheck_all()
 
