@@ -186,13 +186,16 @@ class _Watch:
         os.ftruncate(self.handle.fileno(), 0)
 
 
-def _in_flight(watch_dir: str) -> dict[str, bool]:
-    """The files the workers of a broken pool were checking -> whether the deadline killed it."""
+def _take_in_flight(watch_dir: str) -> dict[str, bool]:
+    """The files the workers of a broken pool were checking -> whether the deadline killed it.
+    The watch files are removed: the next pool's workers start afresh."""
     found: dict[str, bool] = {}
     for name in os.listdir(watch_dir):
+        watch = os.path.join(watch_dir, name)
         try:
-            with open(os.path.join(watch_dir, name), encoding="utf-8", errors="surrogateescape") as handle:
+            with open(watch, encoding="utf-8", errors="surrogateescape") as handle:
                 text = handle.read()
+            os.unlink(watch)
         except OSError:
             continue
         path, _, rest = text.partition("\n")
@@ -373,9 +376,7 @@ def _pool_pass(todo: list[str], jobs: int, init_args: tuple, outcomes: dict[str,
                 broken = True
     if not broken:
         return {}
-    suspects = {p: t for p, t in _in_flight(watch_dir).items() if p not in outcomes}
-    for name in os.listdir(watch_dir):
-        os.unlink(os.path.join(watch_dir, name))
+    suspects = {p: t for p, t in _take_in_flight(watch_dir).items() if p not in outcomes}
     if not suspects:
         # nothing recorded (a worker died before its first file): isolate the rest one by one
         suspects = {p: False for p in todo if p not in outcomes}
@@ -397,9 +398,7 @@ def _isolated(path: str, init_args: tuple, deadline: float) -> FileOutcome:
                                  initializer=_init_worker, initargs=init_args) as pool:
             return pool.submit(_run_chunk, [path]).result()[0]
     except BrokenProcessPool:
-        timed_out = _in_flight(init_args[3]).get(path, False)
-        for name in os.listdir(init_args[3]):
-            os.unlink(os.path.join(init_args[3], name))
+        timed_out = _take_in_flight(init_args[3]).get(path, False)
         if timed_out:
             return _too_slow(path, deadline)
         result = FileResult(path)

@@ -48,6 +48,11 @@ def version_key(version: str | None) -> tuple[int, int]:
     return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
 
 
+def target_version(ctx: Any) -> tuple[int, int]:
+    """The torch version the project targets (`torch-version`; default: the name table's)."""
+    return version_key(ctx.options.get("torch_version") or torch_apis().version)
+
+
 _ROOTS = ("torch", "functorch")
 _TORCH_IMPORT = re.compile(r"^\s*(?:import|from)\s+(?:torch|functorch)\b", re.MULTILINE)
 
@@ -77,7 +82,7 @@ class _ApiRule(Rule):
 
     @property
     def target(self) -> tuple[int, int]:
-        return version_key(self.ctx.options.get("torch_version") or torch_apis().version)
+        return target_version(self.ctx)
 
     def has(self, version: str | None) -> bool:
         """The targeted torch has what came in `version` (None: always)."""

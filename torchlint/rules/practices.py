@@ -13,6 +13,7 @@ import libcst as cst
 
 from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
+from torchlint.rules.apis import target_version
 
 _IMPORTS_TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 _IMPORTS_TORCHVISION = re.compile(r"^\s*(?:import|from)\s+torchvision\b", re.MULTILINE)
@@ -49,10 +50,7 @@ class _TorchRule(Rule):
         return self.ctx.code_for(node).strip()
 
     def target(self) -> tuple[int, int]:
-        """The torch version the project targets (`torch-version`; default: the name table's)."""
-        from torchlint.rules.apis import torch_apis, version_key
-
-        return version_key(self.ctx.options.get("torch_version") or torch_apis().version)
+        return target_version(self.ctx)
 
 
 def _one_arg(node: cst.Call) -> cst.BaseExpression | None:
