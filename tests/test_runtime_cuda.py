@@ -187,6 +187,51 @@ def test_meta_survey_confirms_every_mixing_line(tmp_path: Path) -> None:
         assert status == "confirmed" and f"created at line {line}" in detail, detail
 
 
+@pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=cuda)], ids=["meta-as-cuda", "cuda"])
+def test_kernel_checked_forward_surveys_the_lines_after_the_first_error(tmp_path: Path, device: str) -> None:
+    """On CUDA (and on meta without the mix mode) forward stops at the first mix; the lines it
+    never reached are surveyed on meta, so each finding gets its own verdict, not `skipped`."""
+    path = tmp_path / "kernels.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+        import torch.nn as nn
+
+        class Two(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+
+            def forward(self, x):
+                ones = torch.ones(8)
+                x = self.fc(x) + ones
+                scale = torch.arange(8, device=x.device)
+                return x * torch.rand(8) * scale
+    ''').lstrip("\n"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("kernels", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    prober = ClassProber(module.Two, vars(module), str(path), None, None, device=device, mix_mode=False)
+    prober.run({"TL402"}, discover=False)
+    first = _line(path, "ones = torch.ones(8)")
+    status, detail = prober.verdict("TL402", "torch.ones(8)", first, first)
+    assert status == "confirmed" and "surveyed" not in detail, detail
+    later = _line(path, "torch.rand(8)")
+    status, detail = prober.verdict("TL402", "torch.rand(8)", later, later)
+    assert status == "confirmed" and "surveyed on meta" in detail and f"created at line {later}" in detail, detail
+    moved = _line(path, "scale = torch.arange")
+    assert prober.verdict("TL402", "torch.arange", moved, moved)[0] != "confirmed"
+
+
+def test_device_messages_of_cuda_kernels_count_as_device_errors() -> None:
+    from torchlint.runtime.devices import is_device_error
+    assert is_device_error(RuntimeError("expected self and mask to be on the same device, but got mask "
+                                        "on cpu and self on cuda:0"))
+    assert is_device_error(RuntimeError("Input and hidden tensors are not at the same device, found input "
+                                        "tensor at cuda:0 and hidden tensor at cpu"))
+    assert not is_device_error(RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x8 and 4x4)"))
+
+
 def test_cuda_gone_messages_count_as_cuda_unavailable() -> None:
     """What `.cuda()` raises in a worker started with CUDA_VISIBLE_DEVICES="" on a GPU machine."""
     assert is_cuda_unavailable_error(RuntimeError("No CUDA GPUs are available"))
@@ -246,3 +291,35 @@ def test_cuda_end_to_end(models: tuple[Path, ModuleType], monkeypatch: pytest.Mo
     assert culprit["status"] == "confirmed" and "forward on cuda" in culprit["detail"], culprit
     assert bystander["status"] == "skipped", bystander
     assert tl106["status"] == "confirmed" and "still on cpu after .to(" in tl106["detail"], tl106
+
+
+@cuda
+def test_cuda_verdicts_are_as_right_as_the_cpu_ones(tmp_path: Path) -> None:
+    """Device: CUDA. The TL402 fixtures checked twice on this machine, with the GPU in use and
+    with it hidden (what a CPU machine does): every finding the CPU run confirms is confirmed
+    on the GPU too, and no finding is confirmed by one and not reproduced by the other."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "TL402"
+    reports = {}
+    for name, extra in (("gpu", {"TORCHLINT_RUNTIME_GPU": "1"}),
+                        ("cpu", {"TORCHLINT_RUNTIME_GPU": "0", "CUDA_VISIBLE_DEVICES": ""})):
+        env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "TORCHLINT_RUNTIME_GPU")}
+        env.update(extra)
+        out = tmp_path / f"{name}.json"
+        subprocess.run([sys.executable, "-m", "torchlint", "check", "--no-cache", "--exit-zero", "--quiet",
+                        "--runtime", "--select", "TL402", "--format", "json", "-o", str(out), str(fixtures)],
+                       env=env, check=True, timeout=600)
+        reports[name] = {(d["path"], d["line"], d["col"]): (d.get("runtime") or {}) for d in json.loads(out.read_text())}
+    assert reports["gpu"].keys() == reports["cpu"].keys()
+    worse = []
+    for key, cpu in reports["cpu"].items():
+        gpu = reports["gpu"][key]
+        statuses = {cpu.get("status"), gpu.get("status")}
+        if (cpu.get("status") == "confirmed" and gpu.get("status") != "confirmed") or \
+                statuses == {"confirmed", "not-reproduced"}:
+            worse.append(f"{key}: cpu {cpu} / gpu {gpu}")
+    assert not worse, "\n".join(worse)

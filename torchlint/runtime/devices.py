@@ -35,8 +35,9 @@ _DEVICE_MESSAGES = (
     "no cuda-capable device", "expected device", "device mismatch",
     "mixes a meta tensor with a cpu tensor",
     # composite kernels check devices themselves, before any op reaches the dispatch mode:
-    # `Input and hidden tensors are not at the same device` (nn.LSTM/GRU/RNN)
-    "not at the same device",
+    # `Input and hidden tensors are not at the same device` (nn.LSTM/GRU/RNN), `expected self
+    # and mask to be on the same device` (masked_fill on CUDA)
+    "not at the same device", "to be on the same device",
 )
 
 

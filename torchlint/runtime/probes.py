@@ -130,6 +130,8 @@ class DeviceReport:
     failed_lines: set[int] | None = None
     failed_op: str = ""
     mix_errors: dict[int, DeviceMixError] = field(default_factory=dict)  # line -> its first mix (meta survey)
+    # after a device error on CUDA: the same forward surveyed on meta, for the lines it never reached
+    survey: DeviceReport | None = None
 
 
 class _Instruments:
@@ -538,10 +540,28 @@ class ClassProber:
             report.skipped = (forward.skipped if forward and forward.skipped
                               else "forward did not run on cpu")
             return
-        args = to_device(forward.candidate.args, device)
+        self._device_forward(model, report, to_device(forward.candidate.args, device), self.mix_mode)
+        if report.device_error and (device != "meta" or not self.mix_mode):
+            # the kernels' own checks (CUDA) stop forward at the first mix: survey the rest on
+            # meta, where the mode records every line whose cpu tensor meets the model's
+            survey = DeviceReport(device="meta")
+            try:
+                model.to("meta")
+                survey.moved = True
+            except StepTimeout:
+                raise
+            except (Exception, SystemExit) as exc:
+                survey.skipped = f".to('meta') failed: {short_error(exc)}"
+            if survey.moved:
+                self._device_forward(model, survey, to_device(forward.candidate.args, "meta"), True)
+                report.survey = survey
+
+    def _device_forward(self, model: nn.Module, report: DeviceReport, args: Any, mix_mode: bool) -> None:
+        """Forward on `report.device` with the creation tracer (and on meta, the mix mode)."""
+        device = report.device
         # on meta the mode refuses meta/cpu mixes as CUDA would; on CUDA the kernels do it.
         # The tracer records where each cpu tensor came from, on either.
-        mode = DeviceMixMode(self.user_file, survey=True) if device == "meta" and self.mix_mode else None
+        mode = DeviceMixMode(self.user_file, survey=True) if device == "meta" and mix_mode else None
         tracer = CreationTracer(self.user_file)
         try:
             with torch.no_grad(), tracer:
@@ -1000,6 +1020,27 @@ class ClassProber:
         device = self.device_report
         if device is None:
             return SKIPPED, "the device check did not run"
+        verdict = self._mix_verdict(code, device, line, end_line)
+        if verdict is not None:
+            survey = device.survey
+            if verdict[0] == SKIPPED and code == "TL402" and survey is not None:
+                # CUDA stopped at another line's tensor; the meta survey ran the rest
+                surveyed = self._mix_verdict(code, survey, line, end_line)
+                if surveyed is not None and surveyed[0] == CONFIRMED:
+                    return CONFIRMED, (f"forward on {device.device} stopped at another line: "
+                                       f"{short_error(device.error)}; surveyed on meta: {surveyed[1]}")
+            return verdict
+        if device.skipped:
+            return SKIPPED, device.skipped
+        blocker = self._forward_blocker()
+        if blocker:
+            return blocker
+        if device.device == "meta":
+            return NOT_REPRODUCED, "forward ran on meta with no cpu tensor mixed in"
+        return NOT_REPRODUCED, f"forward ran on {device.device}"
+
+    def _mix_verdict(self, code: str, device: DeviceReport, line: int, end_line: int) -> Verdict | None:
+        """The verdict when forward on `device.device` stopped at a device error (else None)."""
         if device.error is not None and device.device_error:
             error = device.error
             if code == "TL403":
@@ -1030,14 +1071,7 @@ class ClassProber:
             if isinstance(error, DeviceMixError):
                 return SKIPPED, f"{on} stopped earlier at a cpu tensor the model holds: {text}"
             return SKIPPED, f"{on} stopped at a device error not traced to this line: {text}"
-        if device.skipped:
-            return SKIPPED, device.skipped
-        blocker = self._forward_blocker()
-        if blocker:
-            return blocker
-        if device.device == "meta":
-            return NOT_REPRODUCED, "forward ran on meta with no cpu tensor mixed in"
-        return NOT_REPRODUCED, f"forward ran on {device.device}"
+        return None
 
     def _verdict_TL402(self, anchor: str, line: int, end_line: int) -> Verdict:
         return self._device_verdict("TL402", line, end_line)
