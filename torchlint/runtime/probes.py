@@ -1027,7 +1027,9 @@ class ClassProber:
                 # CUDA stopped at another line's tensor; the meta survey ran the rest
                 surveyed = self._mix_verdict(code, survey, line, end_line)
                 if surveyed is not None and surveyed[0] == CONFIRMED:
-                    return CONFIRMED, (f"forward on {device.device} stopped at another line: "
+                    other = sorted(device.failed_lines or ())
+                    at = f"at line {other[0]}" if other else "at a device error"
+                    return CONFIRMED, (f"forward on {device.device} stopped {at}: "
                                        f"{short_error(device.error)}; surveyed on meta: {surveyed[1]}")
             return verdict
         if device.skipped:
