@@ -18,6 +18,8 @@ from torchlint.torchnames import TorchNames, torch_names
 
 _COMPOUND_WITH_BODIES = (cst.If, cst.Try, cst.TryStar, cst.With, cst.For, cst.While, cst.FunctionDef, cst.ClassDef)
 
+_UNSET = object()
+
 CONTAINER_CLASSES = frozenset(
     {"torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.ParameterList", "torch.nn.ParameterDict",
      "torch.nn.Sequential"}
@@ -150,6 +152,7 @@ class FileContext:
         self._position = -1
         self._stack: tuple[int, list[cst.CSTNode]] = (-1, [])
         self._class_facts: dict[int, ClassFacts] = {}
+        self._qualnames: dict[int, str | None] = {}  # id(expr) -> its qualname (rules ask again and again)
 
     # ---- names -------------------------------------------------------------------------
     @cached_property
@@ -208,13 +211,24 @@ class FileContext:
 
     def qualname(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name of a Name/Attribute chain: `nn.Linear` -> `torch.nn.Linear`."""
+        key = id(expr)
+        known = self._qualnames.get(key, _UNSET)
+        if known is not _UNSET:
+            return known  # type: ignore[return-value]
+        found = self._qualname(expr)
+        if self.tree is not None and key in self.tree.index:  # a node of this file's tree: its id is stable
+            self._qualnames[key] = found
+        return found
+
+    def _qualname(self, expr: cst.BaseExpression) -> str | None:
         dotted = dotted_name(expr)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
-        if head in self.imports:
-            full = self.imports[head]
-        elif head in self.local_classes or head in self.local_functions:
+        imports, classes, functions = self._bindings
+        if head in imports:
+            full = imports[head]
+        elif head in classes or head in functions:
             full = f"{self.module_name}.{head}"
         elif dotted in BUILTIN_NON_MODULE_BASES or head in BUILTIN_NON_MODULE_BASES:
             return f"builtins.{dotted}"

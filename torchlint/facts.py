@@ -61,6 +61,71 @@ def has_training_code(ctx: FileContext) -> bool:
     return bool(found)
 
 
+# Names whose presence in a scope can give the scope rules something to report: a backward
+# call (a training loop) or a no_grad-style block (an evaluation).
+_SCOPE_TRIGGERS = frozenset({"backward", "no_grad", "inference_mode", "set_grad_enabled"})
+
+
+def scope_may_matter(ctx: FileContext, scope: cst.Module | cst.FunctionDef) -> bool:
+    """Whether the scope rules (TL301, TL302, TL304, TL307) can find anything in `scope`: it
+    names `backward` or a no_grad-style context itself (a nested function counts for the
+    functions around it), or names a same-file function that does, transitively (what
+    `_inline` reaches through calls). A superset of the scopes where they can fire, found
+    with one pass over the file's names instead of one event walk per function."""
+    cache = _cache(ctx)
+    found = cache.get("scopes_that_matter")
+    if found is None:
+        found = cache["scopes_that_matter"] = _scopes_that_matter(ctx)
+    return id(scope) in found
+
+
+def _scopes_that_matter(ctx: FileContext) -> set[int]:
+    tree = ctx.tree
+    if tree is None:  # outside the engine (tests of helpers): no shortcut
+        from torchlint.walk import find_all
+        return {id(ctx.module)} | {id(f) for f in find_all(ctx.module, cst.FunctionDef)}
+    triggers = set(_SCOPE_TRIGGERS)
+    triggers.update(local for local, qual in ctx.imports.items() if qual.rsplit(".", 1)[-1] in _SCOPE_TRIGGERS)
+    nodes, parents = tree.nodes, tree.parents
+    functions = {}  # position -> FunctionDef
+    for position in tree.positions_of(cst.FunctionDef):
+        functions[position] = nodes[position]
+    names_of = {}  # function name -> positions of the functions so named
+    for position, func in functions.items():
+        names_of.setdefault(func.name.value, []).append(position)
+    # the scopes around each trigger, and which function names each scope mentions
+    marked: set[int] = set()  # positions of marked functions; -1 for the module's top level
+    mentions: dict[int, set[str]] = {}
+    for position in tree.positions_of(cst.Name):
+        value = nodes[position].value
+        is_trigger = value in triggers
+        if not is_trigger and value not in names_of:
+            continue
+        up = parents[position]
+        owners = []
+        while up >= 0:
+            if up in functions:
+                owners.append(up)
+            up = parents[up]
+        for owner in owners or [-1]:
+            if is_trigger:
+                marked.add(owner)
+            else:
+                mentions.setdefault(owner, set()).add(value)
+    changed = True
+    while changed:
+        changed = False
+        marked_names = {functions[p].name.value for p in marked if p >= 0}
+        for owner, named in mentions.items():
+            if owner not in marked and named & marked_names:
+                marked.add(owner)
+                changed = True
+    out = {id(functions[p]) for p in marked if p >= 0}
+    if -1 in marked:
+        out.add(id(ctx.module))
+    return out
+
+
 # ---- small expression helpers -----------------------------------------------------------
 def receiver_key(call: cst.Call) -> str | None:
     """`model.module` for `model.module.eval()`: the dotted receiver of a method call."""
@@ -215,10 +280,10 @@ def _all_assigns(ctx: FileContext) -> list[cst.Assign | cst.AnnAssign]:
     cache = _cache(ctx)
     assigns = cache.get("assigns")
     if assigns is None:
-        from torchlint.walk import descendants
+        from torchlint.walk import find_all
 
-        assigns = cache["assigns"] = [n for n in descendants(ctx.module)
-                                      if isinstance(n, (cst.Assign, cst.AnnAssign)) and n.value is not None]
+        assigns = cache["assigns"] = [n for n in find_all(ctx.module, (cst.Assign, cst.AnnAssign))
+                                      if n.value is not None]
     return assigns  # type: ignore[no-any-return]
 
 
@@ -412,14 +477,13 @@ def owner_class(ctx: FileContext, func: cst.FunctionDef) -> cst.ClassDef | None:
     """The class whose body defines `func` directly (a method), else None."""
     owners = _cache(ctx).get("owners")
     if owners is None:
-        from torchlint.walk import descendants
+        from torchlint.walk import find_all
 
         owners = {}
-        for node in descendants(ctx.module):
-            if isinstance(node, cst.ClassDef):
-                for stmt in node.body.body if isinstance(node.body, cst.IndentedBlock) else ():
-                    if isinstance(stmt, cst.FunctionDef):
-                        owners[id(stmt)] = node
+        for node in find_all(ctx.module, cst.ClassDef):
+            for stmt in node.body.body if isinstance(node.body, cst.IndentedBlock) else ():
+                if isinstance(stmt, cst.FunctionDef):
+                    owners[id(stmt)] = node
         _cache(ctx)["owners"] = owners
     return owners.get(id(func))  # type: ignore[no-any-return]
 
@@ -686,11 +750,11 @@ def self_attr_values(ctx: FileContext, classdef: cst.ClassDef) -> dict[str, list
     cache = _cache(ctx).setdefault("attr_values", {})
     found = cache.get(id(classdef))
     if found is None:
-        from torchlint.walk import descendants
+        from torchlint.walk import find_all
 
         found = {}
         for method in ctx.class_facts(classdef).methods.values():
-            for node in descendants(method.body):
+            for node in find_all(method.body, (cst.Assign, cst.AnnAssign)):
                 if isinstance(node, cst.Assign):
                     targets = [t.target for t in node.targets]
                 elif isinstance(node, cst.AnnAssign) and node.value is not None:

@@ -133,9 +133,12 @@ class Rule:
 
     @classmethod
     def hooks(cls) -> dict[str, list[str]]:
-        """Map libcst node class names to this rule's visit_/leave_ method names."""
-        out: dict[str, list[str]] = {}
-        for attr in dir(cls):
-            if attr.startswith(("visit_", "leave_")):
-                out.setdefault(attr.split("_", 1)[1], []).append(attr)
-        return out
+        """Map libcst node class names to this rule's visit_/leave_ method names (once per class)."""
+        cached = cls.__dict__.get("_hooks")
+        if cached is None:
+            cached = {}
+            for attr in dir(cls):
+                if attr.startswith(("visit_", "leave_")):
+                    cached.setdefault(attr.split("_", 1)[1], []).append(attr)
+            cls._hooks = cached
+        return cached

@@ -10,7 +10,7 @@ from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positio
 from torchlint.facts import (
     MODULE_SELF_METHODS, UNKNOWN_MODE, Event, ModeReason, ScopeFacts, call_sites, graph_operands,
     has_training_code, is_module_constructor, keys_match, loop_iter_text, maybe_imported_elsewhere,
-    mode_dependent, mode_reason, module_loop_var, optimized_models, owner_class, scope_facts,
+    mode_dependent, mode_reason, module_loop_var, optimized_models, owner_class, scope_facts, scope_may_matter,
     self_attr_values, top_level_functions, uses_torch,
 )
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
@@ -27,11 +27,11 @@ class _ScopeRule(Rule):
     """A rule that looks at whole scopes: each function body, and the module's top level."""
 
     def visit_Module(self, node: cst.Module) -> None:
-        if has_training_code(self.ctx):
+        if has_training_code(self.ctx) and scope_may_matter(self.ctx, node):
             self.check_scope(node, scope_facts(self.ctx, node))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if has_training_code(self.ctx):
+        if has_training_code(self.ctx) and scope_may_matter(self.ctx, node):
             self.check_scope(node, scope_facts(self.ctx, node))
 
     def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:

@@ -1529,6 +1529,4 @@ class MisspelledForward(Rule):
     def _called_by_name(self, name: str) -> bool:
         """Whether the file uses `.name` somewhere: a method called by its own name was named
         on purpose (a helper of the subclasses' forward), not a misspelt forward."""
-        return any(
-            isinstance(n, cst.Attribute) and n.attr.value == name for n in descendants(self.ctx.module)
-        )
+        return any(n.attr.value == name for n in find_all(self.ctx.module, cst.Attribute))
