@@ -7,6 +7,7 @@ two rules that need the same fact ask the context instead of working it out twic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from functools import cached_property
 from typing import Any
 
@@ -36,6 +37,27 @@ def dotted_name(expr: cst.BaseExpression) -> str | None:
         parts.append(expr.value)
         return ".".join(reversed(parts))
     return None
+
+
+def imports_package(ctx: FileContext, packages: tuple[str, ...]) -> bool:
+    """Whether an `import`/`from` statement of the file names one of `packages` (its text,
+    cached per file): `import torch`, `from torch.nn import Linear`, `import torchvision as tv`."""
+    cache: dict[tuple[str, ...], bool] = ctx.__dict__.setdefault("_imports_package", {})
+    found = cache.get(packages)
+    if found is None:
+        # keyword first (a fast scan for its first letter), then: only blanks before it on its line
+        pattern = re.compile(rf"(?:import|from)\s+(?:{'|'.join(map(re.escape, packages))})\b")
+        source = ctx.source
+        found = False
+        pos = 0
+        while (m := pattern.search(source, pos)) is not None:
+            start = m.start()
+            if not source[source.rfind("\n", 0, start) + 1:start].strip():
+                found = True
+                break
+            pos = start + 1
+        cache[packages] = found
+    return found
 
 
 def is_self_attr(expr: cst.BaseExpression, self_name: str = "self") -> str | None:

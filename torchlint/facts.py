@@ -63,29 +63,32 @@ def has_training_code(ctx: FileContext) -> bool:
 
 # Names whose presence in a scope can give the scope rules something to report: a backward
 # call (a training loop) or a no_grad-style block (an evaluation).
-_SCOPE_TRIGGERS = frozenset({"backward", "no_grad", "inference_mode", "set_grad_enabled"})
+_TRAIN_TRIGGERS = frozenset({"backward"})
+_EVAL_TRIGGERS = frozenset({"no_grad", "inference_mode", "set_grad_enabled"})
 
 
-def scope_may_matter(ctx: FileContext, scope: cst.Module | cst.FunctionDef) -> bool:
-    """Whether the scope rules (TL301, TL302, TL304, TL307) can find anything in `scope`: it
-    names `backward` or a no_grad-style context itself (a nested function counts for the
+def scope_may_matter(ctx: FileContext, scope: cst.Module | cst.FunctionDef, evaluation: bool = False) -> bool:
+    """Whether the scope rules can find anything in `scope`: it names `backward` (with
+    `evaluation`, also a no_grad-style context) itself (a nested function counts for the
     functions around it), or names a same-file function that does, transitively (what
-    `_inline` reaches through calls). A superset of the scopes where they can fire, found
-    with one pass over the file's names instead of one event walk per function."""
+    `_inline` reaches through calls). A superset of the scopes where TL302, TL304 and TL307
+    (training loops) or TL301 (evaluation too) can fire, found with one pass over the file's
+    names instead of one event walk per function."""
     cache = _cache(ctx)
     found = cache.get("scopes_that_matter")
     if found is None:
-        found = cache["scopes_that_matter"] = _scopes_that_matter(ctx)
-    return id(scope) in found
+        found = cache["scopes_that_matter"] = (_scopes_that_matter(ctx, _TRAIN_TRIGGERS),
+                                               _scopes_that_matter(ctx, _TRAIN_TRIGGERS | _EVAL_TRIGGERS))
+    return id(scope) in found[1 if evaluation else 0]
 
 
-def _scopes_that_matter(ctx: FileContext) -> set[int]:
+def _scopes_that_matter(ctx: FileContext, names: frozenset[str]) -> set[int]:
     tree = ctx.tree
     if tree is None:  # outside the engine (tests of helpers): no shortcut
         from torchlint.walk import find_all
         return {id(ctx.module)} | {id(f) for f in find_all(ctx.module, cst.FunctionDef)}
-    triggers = set(_SCOPE_TRIGGERS)
-    triggers.update(local for local, qual in ctx.imports.items() if qual.rsplit(".", 1)[-1] in _SCOPE_TRIGGERS)
+    triggers = set(names)
+    triggers.update(local for local, qual in ctx.imports.items() if qual.rsplit(".", 1)[-1] in names)
     nodes, parents = tree.nodes, tree.parents
     functions = {}  # position -> FunctionDef
     for position in tree.positions_of(cst.FunctionDef):
@@ -112,7 +115,7 @@ def _scopes_that_matter(ctx: FileContext) -> set[int]:
                 marked.add(owner)
             else:
                 mentions.setdefault(owner, set()).add(value)
-    changed = True
+    changed = bool(marked)
     while changed:
         changed = False
         marked_names = {functions[p].name.value for p in marked if p >= 0}

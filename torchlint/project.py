@@ -13,18 +13,49 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchlint.packages import InstalledPackages, installed_packages, well_known
 from torchlint.torchnames import is_torch_module_qualname
 
-_CLASS_RE = re.compile(r"^([ \t]*)class[ \t]+(\w+)[ \t]*(?:\[[^\]\n]*\][ \t]*)?(?:\(([^()]*(?:\([^()]*\)[^()]*)*)\))?[ \t]*:", re.M)
-_DEF_RE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
-_FORWARD_ASSIGN_RE = re.compile(r"^([ \t]+)(forward)[ \t]*(?::[^=\n]*)?=", re.M)
-_FROM_IMPORT_RE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*(?:\\\n[^\n#;]*)*)", re.M)
-_IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+([^\n#;]+)", re.M)
-_STAR_IMPORT_RE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+\*", re.M)
+# Each pattern starts with its keyword, so that `re` finds candidates with a fast literal
+# scan; `_at_line_start` then keeps those that begin a line, as a `^[ \t]*` anchor would
+# (which makes the engine try every position of the file: 4x slower on large files).
+_CLASS_RE = re.compile(r"class[ \t]+(\w+)[ \t]*(?:\[[^\]\n]*\][ \t]*)?(?:\(([^()]*(?:\([^()]*\)[^()]*)*)\))?[ \t]*:")
+_DEF_RE = re.compile(r"def[ \t]+(\w+)")
+_FORWARD_ASSIGN_RE = re.compile(r"(forward)[ \t]*(?::[^=\n]*)?=")
+_FROM_IMPORT_RE = re.compile(r"from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*(?:\\\n[^\n#;]*)*)")
+_IMPORT_RE = re.compile(r"import[ \t]+([^\n#;]+)")
+_STAR_IMPORT_RE = re.compile(r"from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+\*")
+_ASYNC_PREFIX = re.compile(r"([ \t]*)async[ \t]+")
+
+
+def _at_line_start(pattern: re.Pattern[str], source: str, after_async: bool = False) -> Iterator[tuple[str, re.Match[str]]]:
+    """(indent, match) for each match of `pattern` that only blanks (or, with `after_async`,
+    blanks and `async`) precede on its line; non-overlapping, in order."""
+    pos = 0
+    search = pattern.search
+    while True:
+        m = search(source, pos)
+        if m is None:
+            return
+        start = m.start()
+        head = source[source.rfind("\n", 0, start) + 1:start]
+        if not head.strip(" \t"):
+            yield head, m
+            pos = m.end()
+            continue
+        if after_async:
+            prefixed = _ASYNC_PREFIX.fullmatch(head)
+            if prefixed is not None:
+                yield prefixed.group(1), m
+                pos = m.end()
+                continue
+        pos = start + 1
+
+
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*$")
 
 BUILTIN_NON_MODULE_BASES = frozenset(
@@ -134,20 +165,22 @@ def add_import_aliases(imports: dict[str, str], module: str, is_package: bool,
 def summarize(source: str, module: str, is_package: bool = False) -> ModuleSummary:
     """The cheap scan of one file's text."""
     imports: dict[str, str] = {}
-    for m in _FROM_IMPORT_RE.finditer(source):
+    for _, m in _at_line_start(_FROM_IMPORT_RE, source):
         add_import_aliases(imports, module, is_package, m.group(1), m.group(2))
-    for m in _IMPORT_RE.finditer(source):
+    for _, m in _at_line_start(_IMPORT_RE, source):
         add_import_aliases(imports, module, is_package, None, m.group(1))
-    star_imports = [resolve_relative(module, is_package, m.group(1)) for m in _STAR_IMPORT_RE.finditer(source)]
+    star_imports = [resolve_relative(module, is_package, m.group(1))
+                    for _, m in _at_line_start(_STAR_IMPORT_RE, source)]
     events: list[tuple[int, int, str, str, str | None]] = []
-    for m in _CLASS_RE.finditer(source):
-        events.append((m.start(), len(m.group(1).expandtabs()), "class", m.group(2), m.group(3)))
+    for indent, m in _at_line_start(_CLASS_RE, source):
+        events.append((m.start(), len(indent.expandtabs()), "class", m.group(1), m.group(2)))
     if not events:
         return ModuleSummary(module, imports, {}, is_package, star_imports)
-    for m in _DEF_RE.finditer(source):
-        events.append((m.start(), len(m.group(1).expandtabs()), "def", m.group(2), None))
-    for m in _FORWARD_ASSIGN_RE.finditer(source):
-        events.append((m.start(), len(m.group(1).expandtabs()), "attr", m.group(2), None))
+    for indent, m in _at_line_start(_DEF_RE, source, after_async=True):
+        events.append((m.start(), len(indent.expandtabs()), "def", m.group(1), None))
+    for indent, m in _at_line_start(_FORWARD_ASSIGN_RE, source):
+        if indent:
+            events.append((m.start(), len(indent.expandtabs()), "attr", m.group(1), None))
     events.sort()
     classes: dict[str, ClassSummary] = {}
     stack: list[tuple[int, ClassSummary | None]] = []

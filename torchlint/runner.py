@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import faulthandler
+import gc
 import multiprocessing
 import os
 import stat
@@ -158,6 +159,9 @@ def _init_worker(options: Options, index: ProjectIndex, fix_mode: FixMode | None
     _WORKER["index"] = index
     _WORKER["fix"] = fix_mode
     _WORKER["watch"] = _Watch(watch_dir, deadline) if watch_dir else None
+    # what the worker inherited (modules, the index) lives as long as it does: later
+    # collections need not scan it again
+    gc.freeze()
 
 
 class _Watch:

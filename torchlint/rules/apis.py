@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import libcst as cst
 
-from torchlint.context import dotted_name
+from torchlint.context import dotted_name, imports_package
 from torchlint.rule import Case, FixOp, InsertAfter, InsertBefore, PendingFix, Replace, Rule
 
 
@@ -54,7 +54,6 @@ def target_version(ctx: Any) -> tuple[int, int]:
 
 
 _ROOTS = ("torch", "functorch")
-_TORCH_IMPORT = re.compile(r"^\s*(?:import|from)\s+(?:torch|functorch)\b", re.MULTILINE)
 
 
 class _ApiRule(Rule):
@@ -73,7 +72,7 @@ class _ApiRule(Rule):
             cached = shared.get("heads")
             if cached is None:
                 cached = frozenset()
-                if _TORCH_IMPORT.search(self.ctx.source):
+                if imports_package(self.ctx, _ROOTS):
                     cached = frozenset(local for local, qual in self.ctx.imports.items()
                                        if qual.split(".", 1)[0] in _ROOTS)
                 shared["heads"] = cached

@@ -26,13 +26,21 @@ _MODE_KINDS = ("eval", "train", "either")
 class _ScopeRule(Rule):
     """A rule that looks at whole scopes: each function body, and the module's top level."""
 
+    # whether no_grad-style blocks alone (evaluation) can make a scope worth analysing
+    evaluation = False
+
     def visit_Module(self, node: cst.Module) -> None:
-        if has_training_code(self.ctx) and scope_may_matter(self.ctx, node):
+        if has_training_code(self.ctx) and scope_may_matter(self.ctx, node, self.evaluation):
             self.check_scope(node, scope_facts(self.ctx, node))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if has_training_code(self.ctx) and scope_may_matter(self.ctx, node):
+        if (has_training_code(self.ctx) and self.wants(node)
+                and scope_may_matter(self.ctx, node, self.evaluation)):
             self.check_scope(node, scope_facts(self.ctx, node))
+
+    def wants(self, func: cst.FunctionDef) -> bool:
+        """Whether the rule looks at this function at all (before its facts are computed)."""
+        return True
 
     def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
         raise NotImplementedError
@@ -80,15 +88,17 @@ class EvalWithoutEvalMode(_ScopeRule):
              line=6, col=5),
     ]
 
+    evaluation = True
+
+    def wants(self, func: cst.FunctionDef) -> bool:
+        ctx = self.ctx
+        cls = owner_class(ctx, func)
+        if cls is not None and ctx.class_facts(cls).is_module is not False:
+            return False  # Module methods (generate, ...) run under no_grad by design
+        return cls is not None or not any(isinstance(n, cst.ClassDef) for n in ctx.stack)
+
     def check_scope(self, scope: cst.Module | cst.FunctionDef, facts: ScopeFacts) -> None:
         ctx = self.ctx
-        if isinstance(scope, cst.FunctionDef):
-            cls = owner_class(ctx, scope)
-            if cls is not None and ctx.class_facts(cls).is_module is not False:
-                return  # Module methods (generate, ...) run under no_grad by design
-            if any(isinstance(n, cst.ClassDef) for n in ctx.stack):
-                if cls is None:
-                    return
         reported: set[int] = self.__dict__.setdefault("_reported_guards", set())
         training_loops = facts.innermost(facts.training_loops())
         trained = self._trained_models(facts, training_loops)

@@ -112,8 +112,16 @@ class UnknownTorchAttribute(Rule):
         maybe = self.__dict__.setdefault("_may_rebind", {})
         if name not in maybe:
             # cheap text test first: most files never bind `nn`/`F` to anything but the import
-            pattern = rf"(?<![.\w]){re.escape(name)}\s*(?:[:,)]|=(?!=)|\bin\b)"
-            maybe[name] = re.search(pattern, self.ctx.source) is not None
+            # (the name first, for a fast literal scan; then no `.` or word character before it)
+            pattern = re.compile(rf"{re.escape(name)}\s*(?:[:,)]|=(?!=)|\bin\b)")
+            source = self.ctx.source
+            found, pos = False, 0
+            while not found and (m := pattern.search(source, pos)) is not None:
+                start = m.start()
+                before = source[start - 1] if start else " "
+                found = before != "." and not (before.isalnum() or before == "_")
+                pos = start + 1
+            maybe[name] = found
         if not maybe[name]:
             return False
         func = self.ctx.enclosing_function()

@@ -11,24 +11,24 @@ import re
 
 import libcst as cst
 
-from torchlint.context import dotted_name, has_star_kwargs, keyword_arg, positional_args
+from torchlint.context import dotted_name, has_star_kwargs, imports_package, keyword_arg, positional_args
 from torchlint.rule import Case, InsertAfter, PendingFix, Replace, Rule
 from torchlint.rules.apis import target_version
 
-_IMPORTS_TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
-_IMPORTS_TORCHVISION = re.compile(r"^\s*(?:import|from)\s+torchvision\b", re.MULTILINE)
+_IMPORTS_TORCH = ("torch",)
+_IMPORTS_TORCHVISION = ("torchvision",)
 _BACKWARD = re.compile(r"\.backward\(")
 
 
 class _TorchRule(Rule):
     """A rule that can only fire in a file that imports torch."""
 
-    pattern = _IMPORTS_TORCH
+    pattern: tuple[str, ...] = _IMPORTS_TORCH  # the packages whose import makes the rule apply
 
     def active(self) -> bool:
         cached = self.__dict__.get("_active")
         if cached is None:
-            cached = self._active = bool(self.pattern.search(self.ctx.source))
+            cached = self._active = imports_package(self.ctx, self.pattern)
         return cached
 
     def called(self, node: cst.Call) -> str | None:
