@@ -214,6 +214,11 @@ def set_current_tree(tree: FlatTree | None) -> None:
     _current[0] = tree
 
 
+def current_tree() -> FlatTree | None:
+    """The flat tree of the file being checked (None outside a check)."""
+    return _current[0]
+
+
 def descendants(node: cst.CSTNode, skip_scopes: bool = False) -> list[cst.CSTNode]:
     """Every meaningful node below `node` (pre-order), `node` excluded.
 

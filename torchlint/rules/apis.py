@@ -88,6 +88,16 @@ class _ApiRule(Rule):
         return version is None or version_key(version) <= self.target
 
     def call_qualname(self, call: cst.Call) -> str | None:
+        """The torch API a call names (None: not a torch API, or unknowable); one answer per
+        call for all the TL5xx rules."""
+        memo = self.ctx.__dict__.setdefault("_tl5_facts", {}).setdefault("quals", {})
+        key = id(call)
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
+        found = memo[key] = self._call_qualname(call)
+        return found
+
+    def _call_qualname(self, call: cst.Call) -> str | None:
         func = call.func
         if not isinstance(func, (cst.Name, cst.Attribute)):
             return None

@@ -421,11 +421,7 @@ class ContainerCalled(Rule):
             method = self.ctx.enclosing_method()
             if method is None:
                 return
-            values = [v for v in self_attr_values(self.ctx, method[0]).get(func.attr.value, [])
-                      if not (isinstance(v, cst.Name) and v.value == "None")]
-            kinds = {container_kind(self.ctx, v) for v in values}
-            if len(kinds) == 1:
-                kind = kinds.pop()
+            kind = self._self_kinds(method[0]).get(func.attr.value)
         elif isinstance(func, cst.Name):
             kind = self._local_kind(func.value)
         elif isinstance(func, cst.Call):
@@ -443,6 +439,23 @@ class ContainerCalled(Rule):
             advice = f"index it: {text}[i]"
             error = f"cannot be called (RuntimeError: {kind} should not be called.)"
         self.report(node, f"{text} is an nn.{kind}, which {error}; {advice}", context=_class_context(self))
+
+    def _self_kinds(self, cls: cst.ClassDef) -> dict[str, str]:
+        """`attr -> container kind` for the attributes of `cls` that every assignment (None
+        aside) binds to the same call-less container (once per class)."""
+        cache: dict[int, dict[str, str]] = self.__dict__.setdefault("_kinds_by_class", {})
+        found = cache.get(id(cls))
+        if found is None:
+            found = {}
+            for attr, assigned in self_attr_values(self.ctx, cls).items():
+                values = [v for v in assigned if not (isinstance(v, cst.Name) and v.value == "None")]
+                kinds = {container_kind(self.ctx, v) for v in values}
+                if len(kinds) == 1:
+                    kind = kinds.pop()
+                    if kind is not None:
+                        found[attr] = kind
+            cache[id(cls)] = found
+        return found
 
     def _local_kind(self, name: str) -> str | None:
         """The container kind of a local name when every assignment to it builds one."""

@@ -28,7 +28,7 @@ from torchlint.tensorfacts import (
 from torchlint.rules.device_hints import (
     early_exit_guarded, is_cuda_query, leading_part, literal_text, parent_of, path_key, saved_path, source_position,
 )
-from torchlint.walk import children, descendants, find_all
+from torchlint.walk import children, current_tree, descendants, find_all
 
 # --- shared helpers for this family -------------------------------------------------------
 
@@ -221,11 +221,21 @@ def _moved_to_cpu(expr: cst.BaseExpression, root: cst.BaseExpression) -> bool:
 
 
 class _MethodIndex:
-    """One walk over a method: every node in source order and each node's parent."""
+    """A method's body: every node in source order (nested scopes not entered, their own node
+    kept) and each node's parent within it. A slice of the file's flat tree when there is one
+    (the engine's check), else one walk."""
 
     def __init__(self, func: cst.FunctionDef) -> None:
-        self.nodes: list[cst.CSTNode] = []
         self.parent: dict[int, cst.CSTNode] = {}
+        tree = current_tree()
+        root = tree.index.get(id(func.body)) if tree is not None else None
+        if tree is not None and root is not None:
+            self.nodes: list[cst.CSTNode] = [func.body, *tree.descendants(func.body, skip_scopes=True)]
+            self._tree, self._root = tree, root
+            self._members = set(map(id, self.nodes))
+            return
+        self._tree = None
+        self.nodes = []
         stack: list[cst.CSTNode] = [func.body]
         while stack:
             node = stack.pop()
@@ -239,7 +249,17 @@ class _MethodIndex:
             stack.extend(kids)
 
     def up(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self.parent.get(id(node))
+        tree = self._tree
+        if tree is None:
+            return self.parent.get(id(node))
+        key = id(node)
+        if key not in self._members:
+            return None  # outside the body, or inside a nested scope
+        position = tree.index[key]
+        if position == self._root:
+            return None
+        parent = tree.nodes[tree.parents[position]]
+        return parent if id(parent) in self._members else None
 
     def ancestors(self, node: cst.CSTNode):
         current = self.up(node)
