@@ -234,6 +234,7 @@ class ProjectIndex:
         self._status.clear()
         self._status_deps.clear()
         self._tops = None
+        self.__dict__.pop("_fingerprints", None)
 
     # ---- installed packages --------------------------------------------------------------
     @property
@@ -268,7 +269,15 @@ class ProjectIndex:
                         self.is_module(full)
 
     def fingerprint(self, module: str) -> str:
-        """A stable digest of what the index knows of one module ("-" when absent)."""
+        """A stable digest of what the index knows of one module ("-" when absent); memoised
+        (every cache entry names the fingerprints of its dependencies)."""
+        memo = self.__dict__.setdefault("_fingerprints", {})
+        found = memo.get(module)
+        if found is None:
+            found = memo[module] = self._fingerprint(module)
+        return found
+
+    def _fingerprint(self, module: str) -> str:
         summary = self.modules.get(module)
         if summary is None:
             # an installed package's module: its answers change with the package version

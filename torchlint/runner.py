@@ -127,7 +127,7 @@ def build_index(files: list[str], module_bases: tuple[str, ...], max_size: int,
     return index
 
 
-PARALLEL_INDEX_MIN = 200  # below this many files, forking workers costs more than it saves
+PARALLEL_INDEX_MIN = 500  # below this many files, forking workers costs more than the scan (0.3 ms a file)
 
 
 def _summarize_all(paths: list[str], max_size: int, jobs: int) -> dict[str, ModuleSummary | None]:
@@ -154,10 +154,12 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(options: Options, index: ProjectIndex, fix_mode: FixMode | None,
-                 watch_dir: str | None = None, deadline: float = DEFAULT_FILE_DEADLINE) -> None:
+                 watch_dir: str | None = None, deadline: float = DEFAULT_FILE_DEADLINE,
+                 cache: Cache | None = None) -> None:
     _WORKER["options"] = options
     _WORKER["index"] = index
     _WORKER["fix"] = fix_mode
+    _WORKER["cache"] = cache  # results are stored by the worker that made them
     _WORKER["watch"] = _Watch(watch_dir, deadline) if watch_dir else None
     # what the worker inherited (modules, the index) lives as long as it does: later
     # collections need not scan it again
@@ -282,12 +284,16 @@ def _run_chunk(paths: list[str]) -> list[FileOutcome]:
     index = _WORKER["index"]
     fix_mode = _WORKER["fix"]
     watch = _WORKER.get("watch")
+    cache = _WORKER.get("cache")
     out = []
     for path in paths:
         if isinstance(watch, _Watch):
             watch.start(path)
         try:
-            out.append(process_file(path, options, index, fix_mode))  # type: ignore[arg-type]
+            outcome = process_file(path, options, index, fix_mode)  # type: ignore[arg-type]
+            if isinstance(cache, Cache):
+                cache.put(outcome.result, index)  # type: ignore[arg-type]
+            out.append(outcome)
         except RecursionError:
             result = FileResult(path)
             result.diagnostics.append(cannot_check(path, CannotCheck("nested too deeply to check")))
@@ -327,15 +333,15 @@ def run(files: list[str], options: Options, index: ProjectIndex, jobs: int,
             if hit is not None:
                 done[path] = FileOutcome(hit)
         todo = [p for p in files if p not in done]
-        for outcome in _run_pool(todo, options, index, jobs, None):
+        # the workers store what they check (in parallel, while the others still run)
+        for outcome in _run_pool(todo, options, index, jobs, None, cache):
             done[outcome.result.path] = outcome
-            cache.put(outcome.result, index)
         return [done[p] for p in files]
     return _run_pool(files, options, index, jobs, fix_mode)
 
 
 def _run_pool(files: list[str], options: Options, index: ProjectIndex, jobs: int,
-              fix_mode: FixMode | None) -> list[FileOutcome]:
+              fix_mode: FixMode | None, cache: Cache | None = None) -> list[FileOutcome]:
     if not files:
         return []
     def size(p: str) -> int:
@@ -346,7 +352,7 @@ def _run_pool(files: list[str], options: Options, index: ProjectIndex, jobs: int
     outcomes: dict[str, FileOutcome] = {}
     deadline = file_deadline()
     with tempfile.TemporaryDirectory(prefix="torchlint-watch-") as watch_dir:
-        init_args = (options, index, fix_mode, watch_dir, deadline)
+        init_args = (options, index, fix_mode, watch_dir, deadline, cache)
         todo = sorted(files, key=size, reverse=True)  # big files first: better balance
         while todo:
             suspects = _pool_pass(todo, jobs, init_args, outcomes)
