@@ -106,6 +106,14 @@ class PeakRss:
         return self.peak
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and theirs) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, int]:
     """(seconds, exit code, peak RSS of the process tree in bytes)."""
     start = time.perf_counter()
@@ -135,6 +143,7 @@ def main() -> None:
     # outside the repository: its .gitignore would hide the corpus from torchlint
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "torchlint-bench"))
     parser.add_argument("--skip-torchfix", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median round is reported")
     parser.add_argument("--only", choices=sorted(PINS), action="append")
     args = parser.parse_args()
     work = Path(args.work)
@@ -146,12 +155,27 @@ def main() -> None:
         package = fetch(work, name)
         files = sorted(str(p) for p in package.rglob("*.py"))
         lines = sum(Path(f).read_bytes().count(b"\n") for f in files)
-        parse = bare_parse(files, args.jobs)
         cache = work / f"cache-{name}"
-        shutil.rmtree(cache, ignore_errors=True)
         base = [*torchlint, "check", "-q", "--exit-zero", "-j", str(args.jobs), "--cache-dir", str(cache), str(package)]
-        cold, _, peak = timed(base)
-        warm, _, _ = timed(base)
+        # rounds of (parse, cold, warm) back to back: on a shared machine the speed drifts by
+        # 10-20% within minutes, so each round's cold/parse ratio is taken, and the median round
+        rounds = []
+        cpu_ratios = []
+        for _ in range(max(1, args.repeat)):
+            before = children_cpu()
+            parse = bare_parse(files, args.jobs)
+            middle = children_cpu()
+            shutil.rmtree(cache, ignore_errors=True)
+            cold, _, peak = timed(base)
+            after = children_cpu()
+            warm, _, _ = timed(base)
+            rounds.append((cold / parse, parse, cold, warm, peak))
+            cpu_ratios.append((after - middle) / (middle - before))
+        rounds.sort()
+        cpu_ratios.sort()
+        _, parse, cold, warm, peak = rounds[len(rounds) // 2]
+        print(f"{name}: cold/parse per round, wall: " + ", ".join(f"{r[0]:.2f}" for r in rounds)
+              + "; CPU time (all processes): " + ", ".join(f"{r:.2f}" for r in cpu_ratios), file=sys.stderr)
         fix_time = None
         if torchfix is not None:
             fix_time, _, _ = timed([str(torchfix), "-j", str(args.jobs), "--select", "ALL", str(package)])

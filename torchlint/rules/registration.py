@@ -527,6 +527,9 @@ def _grows(value: cst.BaseExpression, holder: cst.BaseExpression) -> cst.BaseExp
     return None
 
 
+# the container expressions TL104 follows (`_items_of`)
+_LITERAL_CONTAINERS = (cst.List, cst.Tuple, cst.Set, cst.ListComp, cst.GeneratorExp, cst.Dict, cst.DictComp)
+
 class _PlainContainerRule(Rule):
     """Shared logic of TL104 (Modules) and TL105 (Parameters) in plain lists/tuples/dicts."""
 
@@ -584,6 +587,10 @@ class _PlainContainerRule(Rule):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self.ctx.is_module_class(node):
+            return
+        # every container the scan follows starts as a literal assigned somewhere in the class
+        if not any(isinstance(a.value, _LITERAL_CONTAINERS)
+                   for a in find_all(node, (cst.Assign, cst.AnnAssign, cst.AugAssign))):
             return
         methods = [
             stmt for stmt in statement_body(node)
