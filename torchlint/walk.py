@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -153,10 +154,10 @@ class FlatTree:
     def positions_of(self, kind: type) -> list[int]:
         """Pre-order positions of the nodes of exactly this type (index built on first use)."""
         if self._by_type is None:
-            by_type: dict[type, list[int]] = {}
+            by_type: defaultdict[type, list[int]] = defaultdict(list)
             for position, node in enumerate(self.nodes):
-                by_type.setdefault(type(node), []).append(position)
-            self._by_type = by_type
+                by_type[type(node)].append(position)  # (setdefault would make a list per node)
+            self._by_type = dict(by_type)
         return self._by_type.get(kind, [])
 
     def find_all(self, node: cst.CSTNode, kinds: tuple[type, ...], skip_scopes: bool) -> list[Any] | None:
