@@ -800,6 +800,21 @@ def container_kind(ctx: FileContext, value: cst.BaseExpression) -> str | None:
     return kind if defines is False else None
 
 
+def container_attrs(ctx: FileContext) -> frozenset[str]:
+    """Attribute names the file assigns, anywhere, a call-less container (cheap pre-check for
+    TL202's `self.blocks(x)`)."""
+    cache = _cache(ctx)
+    found = cache.get("container_attrs")
+    if found is None:
+        names = set()
+        for node in _all_assigns(ctx):
+            if isinstance(node.value, cst.Call) and container_kind(ctx, node.value) is not None:
+                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                names.update(t.attr.value for t in targets if isinstance(t, cst.Attribute))
+        found = cache["container_attrs"] = frozenset(names)
+    return found  # type: ignore[no-any-return]
+
+
 def container_names(ctx: FileContext) -> frozenset[str]:
     """Plain names the file binds, anywhere, to a call-less container (cheap pre-check for TL202)."""
     cache = _cache(ctx)

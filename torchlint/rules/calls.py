@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchlint.context import dotted_name, is_self_attr, positional_args, statement_body
-from torchlint.facts import (MODULE_SELF_METHODS, container_kind, container_names, find_targets, is_module_constructor,
+from torchlint.facts import (MODULE_SELF_METHODS, container_attrs, container_kind, container_names, find_targets, is_module_constructor,
                              owner_class, self_attr_values, uses_torch)
 from torchlint.rule import Case, PendingFix, Replace, Rule
 from torchlint.walk import descendants, find_all
@@ -418,6 +418,8 @@ class ContainerCalled(Rule):
         func = node.func
         kind = None
         if (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"):
+            if func.attr.value not in container_attrs(self.ctx):
+                return  # cheap exit: no assignment of the file makes this attribute a container
             method = self.ctx.enclosing_method()
             if method is None:
                 return

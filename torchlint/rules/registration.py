@@ -530,6 +530,26 @@ def _grows(value: cst.BaseExpression, holder: cst.BaseExpression) -> cst.BaseExp
 # the container expressions TL104 follows (`_items_of`)
 _LITERAL_CONTAINERS = (cst.List, cst.Tuple, cst.Set, cst.ListComp, cst.GeneratorExp, cst.Dict, cst.DictComp)
 
+
+def _may_keep_container(cls: cst.ClassDef) -> bool:
+    """Whether the class assigns an attribute a literal container, or a local name that is
+    bound to one somewhere in the class: every container TL104/TL105 follow starts so."""
+    literal_names: set[str] = set()
+    attr_values: list[cst.BaseExpression] = []
+    for assign in find_all(cls, (cst.Assign, cst.AnnAssign)):
+        value = assign.value
+        if value is None:
+            continue
+        targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
+        for target in targets:
+            if isinstance(target, cst.Name):
+                if isinstance(value, _LITERAL_CONTAINERS):
+                    literal_names.add(target.value)
+            elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+                attr_values.append(value)
+    return any(isinstance(v, _LITERAL_CONTAINERS) or (isinstance(v, cst.Name) and v.value in literal_names)
+               for v in attr_values)
+
 class _PlainContainerRule(Rule):
     """Shared logic of TL104 (Modules) and TL105 (Parameters) in plain lists/tuples/dicts."""
 
@@ -588,9 +608,7 @@ class _PlainContainerRule(Rule):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self.ctx.is_module_class(node):
             return
-        # every container the scan follows starts as a literal assigned somewhere in the class
-        if not any(isinstance(a.value, _LITERAL_CONTAINERS)
-                   for a in find_all(node, (cst.Assign, cst.AnnAssign, cst.AugAssign))):
+        if not _may_keep_container(node):
             return
         methods = [
             stmt for stmt in statement_body(node)
