@@ -5,8 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from torchlint.context import dotted_name, is_self_attr, positional_args, statement_body
-from torchlint.facts import (MODULE_SELF_METHODS, container_attrs, container_kind, container_names, find_targets, is_module_constructor,
-                             owner_class, self_attr_values, uses_torch)
+from torchlint.facts import (MODULE_SELF_METHODS, container_attrs, container_kind, container_names, find_targets,
+                             is_module_constructor, owner_class, self_attr_values, uses_torch)
 from torchlint.rule import Case, PendingFix, Replace, Rule
 from torchlint.walk import descendants, find_all
 
