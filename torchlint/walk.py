@@ -128,6 +128,10 @@ class FlatTree:
             ends[position] = len(nodes)
 
         visit(root, -1)
+        # `visit` refers to itself through its closure: a cycle that would hold the whole tree
+        # (through `nodes`) until the cyclic GC traverses it; clearing the cell frees the tree
+        # by reference counting as soon as the check drops it
+        del visit
         self.nodes = nodes
         self.ends = ends
         self.parents = parents
