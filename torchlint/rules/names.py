@@ -73,7 +73,11 @@ class UnknownTorchAttribute(Rule):
     def visit_Attribute(self, node: cst.Attribute) -> None:
         ctx = self.ctx
         owner = node.value
-        if not isinstance(owner, (cst.Name, cst.Attribute)):
+        # cheap exits first: only `<import of torch.nn(.functional)>.X` and `torch.nn(.functional).X`
+        if isinstance(owner, cst.Name):
+            if owner.value not in self._nn_heads():
+                return
+        elif not isinstance(owner, cst.Attribute) or owner.attr.value not in ("nn", "functional"):
             return
         qual = ctx.qualname(owner)
         if qual == "torch.nn":
@@ -105,6 +109,14 @@ class UnknownTorchAttribute(Rule):
             f"`{prefix}.{attr}` does not exist in torch {ctx.names.version} ({'torch.nn' if label == 'nn' else 'torch.nn.functional'}){hint}",
             fix=fix,
         )
+
+    def _nn_heads(self) -> frozenset[str]:
+        """Local names an import binds to torch.nn or torch.nn.functional (`nn`, `F`)."""
+        heads = self.__dict__.get("_heads")
+        if heads is None:
+            heads = self._heads = frozenset(local for local, qual in self.ctx.imports.items()
+                                            if qual in ("torch.nn", "torch.nn.functional"))
+        return heads
 
     def _rebound_locally(self, name: str) -> bool:
         """Whether the enclosing function binds `name` itself (a parameter, an assignment, a loop
