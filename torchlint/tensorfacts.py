@@ -15,13 +15,13 @@ Main entry points:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 import libcst as cst
 
 from torchlint.context import dotted_name, keyword_arg, positional_args
-from torchlint.walk import children
+from torchlint.walk import descendants
 
 if TYPE_CHECKING:
     from torchlint.context import FileContext
@@ -237,20 +237,12 @@ class ScopeFacts:
 _CACHE: WeakKeyDictionary[FileContext, dict[int, ScopeFacts]] = WeakKeyDictionary()
 
 
-def scope_nodes(scope: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Every node of a scope's body, nested functions, lambdas and classes not entered."""
+def scope_nodes(scope: cst.CSTNode) -> list[cst.CSTNode]:
+    """Every node of a scope's body in source order, nested functions, lambdas and classes
+    not entered (their own node is kept); a slice of the file's flat tree during a check."""
     if isinstance(scope, cst.FunctionDef):
-        stack: list[cst.CSTNode] = [scope.body]
-    else:
-        stack = list(reversed(list(children(scope))))
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        kids = list(children(node))
-        kids.reverse()
-        stack.extend(kids)
+        return [scope.body, *descendants(scope.body, skip_scopes=True)]
+    return descendants(scope, skip_scopes=True)
 
 
 def _is_torch_module(expr: cst.BaseExpression, ctx: FileContext | None) -> bool:
