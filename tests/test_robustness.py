@@ -322,3 +322,26 @@ def test_a_file_that_stalls_the_parser_meets_the_deadline(tree: Path) -> None:
     assert any(line.startswith("stall.py:1:1: TL000 took longer than 1 s") for line in lines), lines
     assert any(line.startswith("model.py:") and " TL104 " in line for line in lines), lines
     assert elapsed < 60  # generous: the parse alone would take minutes
+
+
+def test_a_rule_that_raises_is_reported_and_the_other_rules_still_run(monkeypatch) -> None:
+    """A bug in one rule costs that rule, for that file: an internal-error line, and every
+    other rule's hooks (on the same node too) still run."""
+    from torchlint import engine
+    from torchlint.registry import all_rules
+
+    broken = next(r for r in all_rules() if r.code == "TL202")
+    calls = []
+
+    def boom(self, node):
+        calls.append(node)
+        raise ValueError("boom")
+
+    monkeypatch.setattr(broken, "visit_Call", boom)
+    source = ("import torch.nn as nn\n\nclass M(nn.Module):\n    def forward(self, x):\n"
+              "        y = self.fc.forward(x)\n        return self.fc.forward(y)\n")
+    enabled = frozenset(r.code for r in all_rules() if r.default_enabled)
+    result = engine.check_source(source, "m.py", engine.Options(enabled=enabled))
+    assert result.errors == ["m.py: internal error in rule TL202: ValueError: boom"]
+    assert len(calls) == 1  # not called again after it failed
+    assert [(d.code, d.line) for d in result.diagnostics] == [("TL201", 5), ("TL201", 6)]

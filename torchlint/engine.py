@@ -145,15 +145,23 @@ class _Dispatcher:
                     table.setdefault(node_name, []).append((rule, getattr(rule, method)))
 
     def _call(self, hooks: list[Any], node: cst.CSTNode) -> None:
-        for rule, hook in hooks:
-            if rule.code in self.failed:
-                continue
+        for pair in hooks:
             try:
-                hook(node)
+                pair[1](node)
             except RecursionError:
                 raise
             except Exception as exc:  # a rule bug must not cost the other rules or files
-                self.failed[rule.code] = f"{type(exc).__name__}: {exc}"
+                rest = hooks[hooks.index(pair) + 1:]  # this node's other hooks, before the tables change
+                self._disable(pair[0], f"{type(exc).__name__}: {exc}")
+                self._call(rest, node)
+                return
+
+    def _disable(self, rule: Rule, error: str) -> None:
+        """A rule that raised is not called again for this file: its hooks leave every table."""
+        self.failed[rule.code] = error
+        for table in (self.visit, self.leave):
+            for hooks in table.values():
+                hooks[:] = [pair for pair in hooks if pair[0] is not rule]
 
     def run(self, tree: FlatTree) -> None:
         """Call visit hooks in pre-order and leave hooks in post-order, on hooked nodes only.
