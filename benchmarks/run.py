@@ -1,12 +1,14 @@
 """Benchmark torchlint against the bare libcst parse and TorchFix on pinned real code.
 
-    python benchmarks/run.py [--jobs 2] [--work DIR] [--skip-torchfix]
+    python benchmarks/run.py [--jobs 2] [--work DIR] [--skip-torchfix] [--only timm] [--repeat 5]
 
 Downloads the pinned wheels of timm and transformers (pip download, no deps), unpacks them
 into the work directory, and prints a Markdown table: files, lines, bare libcst parse,
 torchlint cold (no cache), torchlint warm (cache present, nothing changed), TorchFix
 (installed into its own venv), each in seconds and as a ratio to the parse; plus the peak
 memory of the whole torchlint process tree and the flake8-plugin timing on one large file.
+Each of `--repeat` rounds runs the parse, the cold and the warm run back to back; the median
+round is reported, and every round's cold/parse ratio (wall and CPU time) goes to stderr.
 Not part of `make test`: run it with `make bench`.
 """
 
