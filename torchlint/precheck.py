@@ -45,7 +45,8 @@ _CONTINUED = re.compile(rb"[-+*/%&|^@][ \t]*\\?\n|\n[ \t]*(?:\.[A-Za-z_]|[+|&] |
 # one long line with that many operators, dots, brackets or commas may hold a long chain
 SCREEN_LONG_LINE = 500
 SCREEN_PUNCTUATION = 250
-_CHAIN_PUNCTUATION = (".", "[", "(", ",", "+", "-", "*", "/", "%", "&", "|", "^", "@", "<", ">", " and ", " or ")
+_CHAIN_PUNCTUATION = (".", "[", "(", ",", "+", "-", "*", "/", "%", "&", "|", "^", "@", "<", ">",
+                      " and ", " or ")
 SCREEN_CONTINUED_LINES = 200
 SCREEN_COMMAS = LITERAL_SIZE.threshold
 
@@ -81,9 +82,9 @@ def precheck(source: str, path: str) -> None:
     if found is not None:
         limit, size, line = found
         raise Refused(
-            f"too slow to parse: {size:,} {limit.what} (at most {limit.threshold - 1:,}), a shape on which "
-            "libcst's parser slows down sharply; exclude the file (extend-exclude in [tool.torchlint]) "
-            "if it is generated",
+            f"too slow to parse: at least {size:,} {limit.what} (the limit is {limit.threshold - 1:,}), "
+            "a shape on which libcst's parser slows down sharply; exclude the file "
+            "(extend-exclude in [tool.torchlint]) if it is generated",
             line,
         )
 
