@@ -77,32 +77,37 @@ def scope_may_matter(ctx: FileContext, scope: cst.Module | cst.FunctionDef, eval
     cache = _cache(ctx)
     found = cache.get("scopes_that_matter")
     if found is None:
-        found = cache["scopes_that_matter"] = (_scopes_that_matter(ctx, _TRAIN_TRIGGERS),
-                                               _scopes_that_matter(ctx, _TRAIN_TRIGGERS | _EVAL_TRIGGERS))
+        found = cache["scopes_that_matter"] = _scopes_that_matter(ctx)
     return id(scope) in found[1 if evaluation else 0]
 
 
-def _scopes_that_matter(ctx: FileContext, names: frozenset[str]) -> set[int]:
+def _scopes_that_matter(ctx: FileContext) -> tuple[set[int], set[int]]:
+    """(scopes reaching a backward call, scopes reaching one or a no_grad-style context)."""
     tree = ctx.tree
     if tree is None:  # outside the engine (tests of helpers): no shortcut
         from torchlint.walk import find_all
-        return {id(ctx.module)} | {id(f) for f in find_all(ctx.module, cst.FunctionDef)}
-    triggers = set(names)
-    triggers.update(local for local, qual in ctx.imports.items() if qual.rsplit(".", 1)[-1] in names)
+        every = {id(ctx.module)} | {id(f) for f in find_all(ctx.module, cst.FunctionDef)}
+        return every, every
+    train = set(_TRAIN_TRIGGERS)
+    either = set(_TRAIN_TRIGGERS | _EVAL_TRIGGERS)
+    for local, qual in ctx.imports.items():
+        last = qual.rsplit(".", 1)[-1]
+        if last in _TRAIN_TRIGGERS:
+            train.add(local)
+        if last in _TRAIN_TRIGGERS or last in _EVAL_TRIGGERS:
+            either.add(local)
     nodes, parents = tree.nodes, tree.parents
-    functions = {}  # position -> FunctionDef
-    for position in tree.positions_of(cst.FunctionDef):
-        functions[position] = nodes[position]
-    names_of = {}  # function name -> positions of the functions so named
-    for position, func in functions.items():
-        names_of.setdefault(func.name.value, []).append(position)
-    # the scopes around each trigger, and which function names each scope mentions
-    marked: set[int] = set()  # positions of marked functions; -1 for the module's top level
+    functions = {position: nodes[position] for position in tree.positions_of(cst.FunctionDef)}
+    names_of = {func.name.value for func in functions.values()}
+    # the functions around each trigger (-1: the module's top level), and the function names
+    # each scope mentions
+    marked_train: set[int] = set()
+    marked_either: set[int] = set()
     mentions: dict[int, set[str]] = {}
     for position in tree.positions_of(cst.Name):
         value = nodes[position].value
-        is_trigger = value in triggers
-        if not is_trigger and value not in names_of:
+        in_either = value in either
+        if not in_either and value not in names_of:
             continue
         up = parents[position]
         owners = []
@@ -111,22 +116,27 @@ def _scopes_that_matter(ctx: FileContext, names: frozenset[str]) -> set[int]:
                 owners.append(up)
             up = parents[up]
         for owner in owners or [-1]:
-            if is_trigger:
-                marked.add(owner)
+            if in_either:
+                marked_either.add(owner)
+                if value in train:
+                    marked_train.add(owner)
             else:
                 mentions.setdefault(owner, set()).add(value)
-    changed = bool(marked)
-    while changed:
-        changed = False
-        marked_names = {functions[p].name.value for p in marked if p >= 0}
-        for owner, named in mentions.items():
-            if owner not in marked and named & marked_names:
-                marked.add(owner)
-                changed = True
-    out = {id(functions[p]) for p in marked if p >= 0}
-    if -1 in marked:
-        out.add(id(ctx.module))
-    return out
+    out = []
+    for marked in (marked_train, marked_either):
+        changed = bool(marked)
+        while changed:
+            changed = False
+            marked_names = {functions[p].name.value for p in marked if p >= 0}
+            for owner, named in mentions.items():
+                if owner not in marked and named & marked_names:
+                    marked.add(owner)
+                    changed = True
+        scopes = {id(functions[p]) for p in marked if p >= 0}
+        if -1 in marked:
+            scopes.add(id(ctx.module))
+        out.append(scopes)
+    return out[0], out[1]
 
 
 # ---- small expression helpers -----------------------------------------------------------
