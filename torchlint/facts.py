@@ -813,29 +813,28 @@ def container_kind(ctx: FileContext, value: cst.BaseExpression) -> str | None:
 def container_attrs(ctx: FileContext) -> frozenset[str]:
     """Attribute names the file assigns, anywhere, a call-less container (cheap pre-check for
     TL202's `self.blocks(x)`)."""
-    cache = _cache(ctx)
-    found = cache.get("container_attrs")
-    if found is None:
-        names = set()
-        for node in _all_assigns(ctx):
-            if isinstance(node.value, cst.Call) and container_kind(ctx, node.value) is not None:
-                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-                names.update(t.attr.value for t in targets if isinstance(t, cst.Attribute))
-        found = cache["container_attrs"] = frozenset(names)
-    return found  # type: ignore[no-any-return]
+    return _container_targets(ctx)[1]
 
 
 def container_names(ctx: FileContext) -> frozenset[str]:
     """Plain names the file binds, anywhere, to a call-less container (cheap pre-check for TL202)."""
+    return _container_targets(ctx)[0]
+
+
+def _container_targets(ctx: FileContext) -> tuple[frozenset[str], frozenset[str]]:
+    """(plain names, attribute names) that an assignment of the file binds to a call-less
+    container: one pass over the file's assignments for both pre-checks."""
     cache = _cache(ctx)
-    found = cache.get("container_names")
+    found = cache.get("container_targets")
     if found is None:
-        names = set()
+        names: set[str] = set()
+        attrs: set[str] = set()
         for node in _all_assigns(ctx):
             if isinstance(node.value, cst.Call) and container_kind(ctx, node.value) is not None:
                 targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
                 names.update(t.value for t in targets if isinstance(t, cst.Name))
-        found = cache["container_names"] = frozenset(names)
+                attrs.update(t.attr.value for t in targets if isinstance(t, cst.Attribute))
+        found = cache["container_targets"] = (frozenset(names), frozenset(attrs))
     return found  # type: ignore[no-any-return]
 
 
