@@ -138,6 +138,13 @@ class FlatTree:
         self.index = {id(node): position for position, node in enumerate(nodes)}
         self._by_type: dict[type, list[int]] | None = None
 
+    def parent_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The node's parent (None for the root or a node not in this tree)."""
+        position = self.index.get(id(node))
+        if position is None or self.parents[position] < 0:
+            return None
+        return self.nodes[self.parents[position]]
+
     def ancestors(self, position: int) -> list[cst.CSTNode]:
         """The nodes enclosing the one at `position`, outermost first."""
         out = []
@@ -217,11 +224,6 @@ _current: list[FlatTree | None] = [None]
 
 def set_current_tree(tree: FlatTree | None) -> None:
     _current[0] = tree
-
-
-def current_tree() -> FlatTree | None:
-    """The flat tree of the file being checked (None outside a check)."""
-    return _current[0]
 
 
 def descendants(node: cst.CSTNode, skip_scopes: bool = False) -> list[cst.CSTNode]:

@@ -35,12 +35,7 @@ def is_cuda_query(ctx, call: cst.CSTNode) -> bool:
 def parent_of(ctx, node: cst.CSTNode) -> cst.CSTNode | None:
     """The parent of a node, from the flat tree of the file (None outside a check)."""
     tree = ctx.tree
-    if tree is None:
-        return None
-    position = tree.index.get(id(node))
-    if position is None or tree.parents[position] < 0:
-        return None
-    return tree.nodes[tree.parents[position]]
+    return None if tree is None else tree.parent_of(node)
 
 
 def source_position(ctx, node: cst.CSTNode) -> int | None:

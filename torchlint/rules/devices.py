@@ -28,7 +28,7 @@ from torchlint.tensorfacts import (
 from torchlint.rules.device_hints import (
     early_exit_guarded, is_cuda_query, leading_part, literal_text, parent_of, path_key, saved_path, source_position,
 )
-from torchlint.walk import children, current_tree, descendants, find_all
+from torchlint.walk import FlatTree, children, descendants, find_all
 
 # --- shared helpers for this family -------------------------------------------------------
 
@@ -225,13 +225,11 @@ class _MethodIndex:
     kept) and each node's parent within it. A slice of the file's flat tree when there is one
     (the engine's check), else one walk."""
 
-    def __init__(self, func: cst.FunctionDef) -> None:
+    def __init__(self, func: cst.FunctionDef, tree: FlatTree | None) -> None:
         self.parent: dict[int, cst.CSTNode] = {}
-        tree = current_tree()
-        root = tree.index.get(id(func.body)) if tree is not None else None
-        if tree is not None and root is not None:
+        if tree is not None and id(func.body) in tree.index:
             self.nodes: list[cst.CSTNode] = [func.body, *tree.descendants(func.body, skip_scopes=True)]
-            self._tree, self._root = tree, root
+            self._tree: FlatTree | None = tree
             self._members = set(map(id, self.nodes))
             return
         self._tree = None
@@ -252,14 +250,10 @@ class _MethodIndex:
         tree = self._tree
         if tree is None:
             return self.parent.get(id(node))
-        key = id(node)
-        if key not in self._members:
+        if id(node) not in self._members:
             return None  # outside the body, or inside a nested scope
-        position = tree.index[key]
-        if position == self._root:
-            return None
-        parent = tree.nodes[tree.parents[position]]
-        return parent if id(parent) in self._members else None
+        parent = tree.parent_of(node)  # the body's own parent, the def, is not a member
+        return parent if parent is not None and id(parent) in self._members else None
 
     def ancestors(self, node: cst.CSTNode):
         current = self.up(node)
@@ -719,7 +713,7 @@ class TensorCreatedWithoutDevice(Rule):
         cls_devices: _ClassDevices | None = None
         reachable = ctx.reachable_methods(node, ctx.class_facts(node).methods["forward"])
         self._reachable = {id(func) for func in reachable}
-        indexes = {id(func): _MethodIndex(func) for func in reachable}
+        indexes = {id(func): _MethodIndex(func, ctx.tree) for func in reachable}
         flows: dict[int, _DeviceFlow] = {}
 
         def flow_of(func: cst.FunctionDef) -> _DeviceFlow:
