@@ -6,14 +6,14 @@ two rules that need the same fact ask the context instead of working it out twic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import libcst as cst
 
-from torchlint.project import BUILTIN_NON_MODULE_BASES, ProjectIndex, resolve_relative
+from torchlint.project import BUILTIN_NON_MODULE_BASES, ProjectIndex, at_line_start, resolve_relative
 from torchlint.rule import PendingFinding
 from torchlint.torchnames import TorchNames, torch_names
 
@@ -45,18 +45,8 @@ def imports_package(ctx: FileContext, packages: tuple[str, ...]) -> bool:
     cache: dict[tuple[str, ...], bool] = ctx.__dict__.setdefault("_imports_package", {})
     found = cache.get(packages)
     if found is None:
-        # keyword first (a fast scan for its first letter), then: only blanks before it on its line
         pattern = re.compile(rf"(?:import|from)\s+(?:{'|'.join(map(re.escape, packages))})\b")
-        source = ctx.source
-        found = False
-        pos = 0
-        while (m := pattern.search(source, pos)) is not None:
-            start = m.start()
-            if not source[source.rfind("\n", 0, start) + 1:start].strip():
-                found = True
-                break
-            pos = start + 1
-        cache[packages] = found
+        found = cache[packages] = next(at_line_start(pattern, ctx.source, blanks=None), None) is not None
     return found
 
 

@@ -21,7 +21,7 @@ from torchlint.packages import InstalledPackages, installed_packages, well_known
 from torchlint.torchnames import is_torch_module_qualname
 
 # Each pattern starts with its keyword, so that `re` finds candidates with a fast literal
-# scan; `_at_line_start` then keeps those that begin a line, as a `^[ \t]*` anchor would
+# scan; `at_line_start` then keeps those that begin a line, as a `^[ \t]*` anchor would
 # (which makes the engine try every position of the file: 4x slower on large files).
 _CLASS_RE = re.compile(r"class[ \t]+(\w+)[ \t]*(?:\[[^\]\n]*\][ \t]*)?(?:\(([^()]*(?:\([^()]*\)[^()]*)*)\))?[ \t]*:")
 _DEF_RE = re.compile(r"def[ \t]+(\w+)")
@@ -32,9 +32,10 @@ _STAR_IMPORT_RE = re.compile(r"from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+\*")
 _ASYNC_PREFIX = re.compile(r"([ \t]*)async[ \t]+")
 
 
-def _at_line_start(pattern: re.Pattern[str], source: str, after_async: bool = False) -> Iterator[tuple[str, re.Match[str]]]:
-    """(indent, match) for each match of `pattern` that only blanks (or, with `after_async`,
-    blanks and `async`) precede on its line; non-overlapping, in order."""
+def at_line_start(pattern: re.Pattern[str], source: str, after_async: bool = False,
+                  blanks: str | None = " \t") -> Iterator[tuple[str, re.Match[str]]]:
+    """(indent, match) for each match of `pattern` that only `blanks` (None: any whitespace)
+    precede on its line, or with `after_async`, blanks and `async`; non-overlapping, in order."""
     pos = 0
     search = pattern.search
     while True:
@@ -43,7 +44,7 @@ def _at_line_start(pattern: re.Pattern[str], source: str, after_async: bool = Fa
             return
         start = m.start()
         head = source[source.rfind("\n", 0, start) + 1:start]
-        if not head.strip(" \t"):
+        if not head.strip(blanks):
             yield head, m
             pos = m.end()
             continue
@@ -165,20 +166,20 @@ def add_import_aliases(imports: dict[str, str], module: str, is_package: bool,
 def summarize(source: str, module: str, is_package: bool = False) -> ModuleSummary:
     """The cheap scan of one file's text."""
     imports: dict[str, str] = {}
-    for _, m in _at_line_start(_FROM_IMPORT_RE, source):
+    for _, m in at_line_start(_FROM_IMPORT_RE, source):
         add_import_aliases(imports, module, is_package, m.group(1), m.group(2))
-    for _, m in _at_line_start(_IMPORT_RE, source):
+    for _, m in at_line_start(_IMPORT_RE, source):
         add_import_aliases(imports, module, is_package, None, m.group(1))
     star_imports = [resolve_relative(module, is_package, m.group(1))
-                    for _, m in _at_line_start(_STAR_IMPORT_RE, source)]
+                    for _, m in at_line_start(_STAR_IMPORT_RE, source)]
     events: list[tuple[int, int, str, str, str | None]] = []
-    for indent, m in _at_line_start(_CLASS_RE, source):
+    for indent, m in at_line_start(_CLASS_RE, source):
         events.append((m.start(), len(indent.expandtabs()), "class", m.group(1), m.group(2)))
     if not events:
         return ModuleSummary(module, imports, {}, is_package, star_imports)
-    for indent, m in _at_line_start(_DEF_RE, source, after_async=True):
+    for indent, m in at_line_start(_DEF_RE, source, after_async=True):
         events.append((m.start(), len(indent.expandtabs()), "def", m.group(1), None))
-    for indent, m in _at_line_start(_FORWARD_ASSIGN_RE, source):
+    for indent, m in at_line_start(_FORWARD_ASSIGN_RE, source):
         if indent:
             events.append((m.start(), len(indent.expandtabs()), "attr", m.group(1), None))
     events.sort()
