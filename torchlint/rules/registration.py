@@ -7,7 +7,7 @@ import keyword
 import libcst as cst
 
 from torchlint.context import (
-    CONTAINER_CLASSES, dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
+    CONTAINER_CLASSES, FileContext, dotted_name, is_self_attr, iter_statements, small_statements, statement_body,
 )
 from torchlint.rule import (
     Case, DeleteLine, InsertLineAfter, InsertLineBefore, PendingFix, Replace, Rule,
@@ -531,9 +531,18 @@ def _grows(value: cst.BaseExpression, holder: cst.BaseExpression) -> cst.BaseExp
 _LITERAL_CONTAINERS = (cst.List, cst.Tuple, cst.Set, cst.ListComp, cst.GeneratorExp, cst.Dict, cst.DictComp)
 
 
-def _may_keep_container(cls: cst.ClassDef) -> bool:
+def _may_keep_container(ctx: FileContext, cls: cst.ClassDef) -> bool:
     """Whether the class assigns an attribute a literal container, or a local name that is
-    bound to one somewhere in the class: every container TL104/TL105 follow starts so."""
+    bound to one somewhere in the class: every container TL104/TL105 follow starts so (one
+    answer per class for both rules)."""
+    answers: dict[int, bool] = ctx.__dict__.setdefault("_may_keep_container", {})
+    found = answers.get(id(cls))
+    if found is None:
+        found = answers[id(cls)] = _assigns_literal_container(cls)
+    return found
+
+
+def _assigns_literal_container(cls: cst.ClassDef) -> bool:
     literal_names: set[str] = set()
     attr_values: list[cst.BaseExpression] = []
     for assign in find_all(cls, (cst.Assign, cst.AnnAssign)):
@@ -549,6 +558,7 @@ def _may_keep_container(cls: cst.ClassDef) -> bool:
                 attr_values.append(value)
     return any(isinstance(v, _LITERAL_CONTAINERS) or (isinstance(v, cst.Name) and v.value in literal_names)
                for v in attr_values)
+
 
 class _PlainContainerRule(Rule):
     """Shared logic of TL104 (Modules) and TL105 (Parameters) in plain lists/tuples/dicts."""
@@ -608,7 +618,7 @@ class _PlainContainerRule(Rule):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self.ctx.is_module_class(node):
             return
-        if not _may_keep_container(node):
+        if not _may_keep_container(self.ctx, node):
             return
         methods = [
             stmt for stmt in statement_body(node)
